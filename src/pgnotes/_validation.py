@@ -1,0 +1,87 @@
+"""Argument checks shared by the pgnotes modules.
+
+Each check raises ``ValueError`` with a message that names the offending
+argument and the problem, in the spirit of ``torch.distributions``'
+``validate_args``. They are deliberately cheap (one reduction each) so that the
+public functions can always validate.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+__all__ = [
+    "as_float_tensor",
+    "check_finite",
+    "check_positive",
+    "broadcast_shapes",
+    "check_min_dim",
+]
+
+
+def _first_index(mask: torch.Tensor) -> tuple[int, ...]:
+    """Index of the first True entry of ``mask`` (as a tuple, for messages)."""
+    flat = int(torch.nonzero(mask.reshape(-1))[0])
+    return tuple(int(i) for i in torch.unravel_index(torch.tensor(flat), mask.shape)) if mask.dim() else ()
+
+
+def as_float_tensor(name: str, value: Any, like: torch.Tensor | None = None) -> torch.Tensor:
+    """Convert ``value`` to a floating-point tensor, keeping tensors as they are.
+
+    Python numbers and sequences take the dtype and device of ``like`` when it
+    is given (so ``std=0.5`` works next to a float64 mean), else the default
+    dtype. Integer tensors are refused: a log-density of integer tensors is
+    almost always a bug in the caller.
+    """
+    if isinstance(value, torch.Tensor):
+        if not (value.is_floating_point() or value.is_complex()):
+            raise ValueError(f"{name} must be a floating-point tensor, got dtype {value.dtype}")
+        return value
+    try:
+        if like is not None:
+            return torch.as_tensor(value, dtype=like.dtype, device=like.device)
+        return torch.as_tensor(value, dtype=torch.get_default_dtype())
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise ValueError(f"{name} must be a tensor or a number, got {type(value).__name__}") from exc
+
+
+def check_finite(name: str, value: torch.Tensor) -> None:
+    """Raise ``ValueError`` if ``value`` holds NaN or inf, naming the first bad entry."""
+    bad = ~torch.isfinite(value)
+    if bool(bad.any()):
+        index = _first_index(bad)
+        entry = value[index] if index else value
+        raise ValueError(
+            f"{name} must be finite, but {name}{list(index) if index else ''} = {float(entry)}"
+        )
+
+
+def check_positive(name: str, value: torch.Tensor) -> None:
+    """Raise ``ValueError`` unless every entry of ``value`` is strictly positive."""
+    bad = ~(value > 0)
+    if bool(bad.any()):
+        index = _first_index(bad)
+        entry = value[index] if index else value
+        raise ValueError(
+            f"{name} must be > 0 everywhere, but {name}{list(index) if index else ''} = {float(entry)}"
+        )
+
+
+def broadcast_shapes(**named: torch.Tensor | torch.Size) -> torch.Size:
+    """Broadcast the shapes of the named tensors, or raise a ``ValueError`` listing them."""
+    shapes = {k: (v.shape if isinstance(v, torch.Tensor) else torch.Size(v)) for k, v in named.items()}
+    try:
+        return torch.broadcast_shapes(*shapes.values())
+    except RuntimeError as exc:
+        listed = ", ".join(f"{k} {tuple(s)}" for k, s in shapes.items())
+        raise ValueError(f"shapes do not broadcast: {listed}") from exc
+
+
+def check_min_dim(name: str, value: torch.Tensor, ndim: int, what: str) -> None:
+    """Raise ``ValueError`` unless ``value`` has at least ``ndim`` dimensions."""
+    if value.dim() < ndim:
+        raise ValueError(
+            f"{name} must have at least {ndim} dimension(s) ({what}), got shape {tuple(value.shape)}"
+        )
