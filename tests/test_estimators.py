@@ -13,18 +13,22 @@ from hypothesis import strategies as st
 from pgnotes.estimators import (
     EstimateSummary,
     EstimatorVariances,
+    QuadraticVarianceDerivation,
     exact_gradient_quadratic,
     exact_gradient_step,
     exact_value_quadratic,
     exact_value_step,
     exact_variance_quadratic,
+    optimal_baseline_quadratic,
     pathwise_estimates,
     quadratic_reward,
+    quadratic_variance_derivation,
     score_function_estimates,
     step_reward,
     summarize,
     z_score,
 )
+from pgnotes.symbolic import to_torch
 
 F64 = torch.float64
 
@@ -374,6 +378,135 @@ def test_exact_variance_shapes_and_pathwise_independent_of_baseline():
 
 
 # ---------------------------------------------------------------------------
+# Optimal baselines and the SymPy derivation
+# ---------------------------------------------------------------------------
+
+
+ESTIMATOR_NAMES = ("score_mean", "score_std", "pathwise_mean", "pathwise_std")
+
+
+@pytest.fixture(scope="module")
+def derivation() -> QuadraticVarianceDerivation:
+    return quadratic_variance_derivation()
+
+
+def _grid(seed: int, n: int = 50):
+    """Random float64 parameters covering both signs of c = mu - k and small and large sigma."""
+    g = gen(seed)
+    mean = 3 * torch.rand(n, generator=g, dtype=F64) * 2 - 3
+    std = 0.1 + 2.9 * torch.rand(n, generator=g, dtype=F64)
+    k = 3 * torch.rand(n, generator=g, dtype=F64) * 2 - 3
+    baseline = 15 * torch.rand(n, generator=g, dtype=F64) - 5
+    return mean, std, k, baseline
+
+
+def test_derivation_means_are_the_exact_gradient(derivation):
+    assert derivation.unbiased() == {name: True for name in ESTIMATOR_NAMES}
+    mean, std, k, _ = _grid(50)
+    exact_mean, exact_std = exact_gradient_quadratic(mean, std, k)
+    zero = torch.zeros((), dtype=F64)
+    # Both are 2c and 2 sigma evaluated in float64: a few ulps.
+    torch.testing.assert_close(derivation.to_torch(derivation.gradient["mean"])(mean, std, k, zero), exact_mean,
+                               rtol=1e-13, atol=1e-13)
+    torch.testing.assert_close(derivation.to_torch(derivation.gradient["std"])(mean, std, k, zero), exact_std,
+                               rtol=1e-13, atol=1e-13)
+    value = derivation.to_torch(derivation.value)(mean, std, k, zero)
+    torch.testing.assert_close(value, exact_value_quadratic(mean, std, k), rtol=1e-13, atol=1e-13)
+
+
+def test_derivation_variances_match_closed_forms(derivation):
+    mean, std, k, baseline = _grid(51)
+    exact = exact_variance_quadratic(mean, std, k, baseline=baseline)
+    for name in ESTIMATOR_NAMES:
+        derived = derivation.to_torch(derivation.variances[name])(mean, std, k, baseline)
+        # Two float64 evaluations of the same polynomial, arranged differently; terms
+        # up to c^4 / sigma^2 ~ 4e3 cancel partly, so allow 1e-11 relative.
+        torch.testing.assert_close(derived, getattr(exact, name), rtol=1e-11, atol=1e-11, msg=name)
+
+
+@pytest.mark.parametrize(
+    ("mu", "sigma", "k", "b"),
+    [
+        (sp.Rational(3, 10), sp.Rational(7, 5), sp.Rational(-1, 2), sp.Integer(2)),
+        (sp.Integer(1), sp.Integer(1), sp.Integer(3), sp.Integer(0)),
+    ],
+)
+def test_derivation_matches_independent_sympy_integration(derivation, mu, sigma, k, b):
+    # The test's own derivation works in the action a and substitutes a = mu + sigma t;
+    # at rational points both are exact rationals and must be equal.
+    expected = _sympy_variances(mu, sigma, k, b)
+    symbols = derivation.symbols
+    at_point = {symbols["offset"]: mu - k, symbols["std"]: sigma, symbols["baseline"]: b}
+    for name in ESTIMATOR_NAMES:
+        assert sp.nsimplify(derivation.variances[name].subs(at_point)) == expected[name], name
+
+
+def test_derivation_estimates_match_the_per_sample_estimates(derivation):
+    reward, seen = capture_actions(quadratic_reward(K))
+    baseline = 1.3
+    g_mean, g_std = score_function_estimates(reward, MEAN, STD, 8, baseline=baseline, generator=gen(52))
+    p_mean, p_std = pathwise_estimates(quadratic_reward(K), MEAN, STD, 8, generator=gen(52))
+    noise = (seen[0] - MEAN) / STD
+    symbols = derivation.symbols
+    arguments = [symbols["noise"], symbols["mean"], symbols["std"], symbols["k"], symbols["baseline"]]
+    k = torch.tensor(K, dtype=F64)
+    b = torch.tensor(baseline, dtype=F64)
+    for name, got in zip(ESTIMATOR_NAMES, (g_mean, g_std, p_mean, p_std)):
+        expr = derivation.estimates[name].subs(symbols["offset"], symbols["mean"] - symbols["k"])
+        expected = to_torch(expr, arguments)(noise, MEAN, STD, k, b)
+        # The noise is recovered from the actions with a rounding error of a few ulps.
+        torch.testing.assert_close(got, expected, rtol=1e-11, atol=1e-11, msg=name)
+
+
+def test_optimal_baselines_match_derivation_and_minimise(derivation):
+    mean, std, k, _ = _grid(53)
+    b_mean, b_std = optimal_baseline_quadratic(mean, std, k)
+    zero = torch.zeros((), dtype=F64)
+    for name, got in (("score_mean", b_mean), ("score_std", b_std)):
+        derived = derivation.to_torch(derivation.optimal_baselines[name])(mean, std, k, zero)
+        torch.testing.assert_close(got, derived, rtol=1e-13, atol=1e-13, msg=name)
+        optimal = derivation.to_torch(derivation.optimal_variances[name])(mean, std, k, zero)
+        at_optimum = getattr(exact_variance_quadratic(mean, std, k, baseline=got), name)
+        # Terms up to c^4 / sigma^2 cancel at the minimum: allow 1e-12 relative to them.
+        scale = ((mean - k) ** 4 / std**2 + std**2).max()
+        assert (optimal - at_optimum).abs().max() <= 1e-12 * scale
+        for shift in (-0.5, 0.5):
+            assert (getattr(exact_variance_quadratic(mean, std, k, baseline=got + shift), name) > at_optimum).all()
+
+
+@settings(max_examples=30, deadline=None, derandomize=True)
+@given(mu=st.floats(-3, 3), sigma=st.floats(0.1, 3), k=st.floats(-3, 3))
+def test_optimal_baseline_is_the_general_formula(mu, sigma, k):
+    # b* = E[f s^2] / E[s^2] for a score s, by Gauss-Hermite quadrature (exact for these
+    # polynomials of degree <= 8 in eps, 8 nodes integrate up to degree 15).
+    nodes, weights = np.polynomial.hermite_e.hermegauss(8)
+    weights = weights / weights.sum()
+    a = mu + sigma * nodes
+    f = (a - k) ** 2
+    scores = {"mean": nodes / sigma, "std": (nodes**2 - 1) / sigma}
+    b_mean, b_std = optimal_baseline_quadratic(torch.tensor(mu, dtype=F64), sigma, k)
+    for name, got in (("mean", b_mean), ("std", b_std)):
+        s2 = scores[name] ** 2
+        expected = float(weights @ (f * s2) / (weights @ s2))
+        # Quadrature of O(100) terms in float64: 1e-12 relative.
+        assert float(got) == pytest.approx(expected, rel=1e-12, abs=1e-12), name
+
+
+def test_optimal_baseline_errors():
+    with pytest.raises(ValueError, match="std must be > 0"):
+        optimal_baseline_quadratic(0.0, 0.0, 1.0)
+    with pytest.raises(ValueError, match="k must be finite"):
+        optimal_baseline_quadratic(0.0, 1.0, float("nan"))
+
+
+def test_derivation_to_torch_broadcasts(derivation):
+    variance = derivation.to_torch(derivation.variances["pathwise_std"])
+    out = variance(torch.zeros(2, 1, dtype=F64), torch.ones(3, dtype=F64), torch.tensor(1.0, dtype=F64),
+                   torch.tensor(0.0, dtype=F64))
+    assert out.shape == (2, 3)
+
+
+# ---------------------------------------------------------------------------
 # Summaries
 # ---------------------------------------------------------------------------
 
@@ -538,3 +671,90 @@ def test_closed_form_errors():
         exact_variance_quadratic(0.0, 1.0, 0.0, baseline=float("inf"))
     with pytest.raises(ValueError, match="shapes do not broadcast"):
         exact_gradient_quadratic(MEAN, STD, torch.zeros(2, dtype=F64))
+
+
+# ---------------------------------------------------------------------------
+# Homework checkers registered in pgnotes.exercises
+# ---------------------------------------------------------------------------
+
+
+def student_exact_gradient_step(mean, std, k):
+    # Written from d/dmu Phi((mu - k)/sigma) with the density of torch.distributions.
+    z = (mean - k) / std
+    density = torch.distributions.Normal(torch.zeros_like(z), torch.ones_like(z)).log_prob(z).exp()
+    return density / std, -density * z / std
+
+
+def student_exact_variances(mean, std, k, baseline):
+    # Expanded in moments of eps (E[eps^2] = 1, E[eps^4] = 3, E[eps^6] = 15, E[eps^8] = 105), with
+    # e = c^2 - b: E[(e + 2 c s eps + s^2 eps^2)^2 eps^2] = e^2 + 6 e s^2 + 12 c^2 s^2 + 15 s^4 and
+    # E[(...)^2 (eps^2 - 1)^2] = 2 e^2 + 20 e s^2 + 40 c^2 s^2 + 78 s^4.
+    c, s, b = mean - k, std, baseline
+    e = c**2 - b
+    second_mean = (e**2 + 6 * e * s**2 + 12 * c**2 * s**2 + 15 * s**4) / s**2
+    second_std = (2 * e**2 + 20 * e * s**2 + 40 * c**2 * s**2 + 78 * s**4) / s**2
+    return (
+        second_mean - (2 * c) ** 2,
+        second_std - (2 * s) ** 2,
+        4 * s**2 * torch.ones_like(c),
+        4 * c**2 + 8 * s**2,
+    )
+
+
+def test_exercise_exact_gradient_step(capsys):
+    from pgnotes import exercises
+
+    exercises.check("exact_gradient_step", student_exact_gradient_step)
+    assert capsys.readouterr().out.startswith("exact_gradient_step: all 3 cases passed")
+    with pytest.raises(AssertionError, match=r"exact_gradient_step: d_std is wrong at index .*\n  case: mean \[0.3"):
+        exercises.check("exact_gradient_step", lambda m, s, k: (student_exact_gradient_step(m, s, k)[0],
+                                                                -student_exact_gradient_step(m, s, k)[1]))
+
+
+def test_exercise_exact_variance_quadratic(capsys):
+    from pgnotes import exercises
+
+    def student(mean, std, k, baseline):
+        score_mean, score_std, path_mean, path_std = student_exact_variances(mean, std, k, baseline)
+        shape = torch.broadcast_shapes(mean.shape, std.shape, k.shape, baseline.shape)
+        return tuple(x.expand(shape) for x in (score_mean, score_std, path_mean, path_std))
+
+    exercises.check("exact_variance_quadratic", student)
+    assert capsys.readouterr().out.startswith("exact_variance_quadratic: all 4 cases passed")
+
+    def forgets_the_baseline(mean, std, k, baseline):
+        return student(mean, std, k, torch.zeros_like(baseline))
+
+    with pytest.raises(AssertionError, match=r"exact_variance_quadratic: score_mean is wrong at index"):
+        exercises.check("exact_variance_quadratic", forgets_the_baseline)
+
+
+def student_step_gradient(mean, std, k, n, score="right", seed=0):
+    g = torch.Generator().manual_seed(seed)
+    shape = torch.broadcast_shapes(mean.shape, std.shape, k.shape)
+    eps = torch.randn((n, *shape), generator=g, dtype=torch.float64)
+    a = mean + std * eps
+    reward = (a > k).to(a.dtype)
+    if score == "right":
+        d_mean, d_std = (a - mean) / std**2, ((a - mean) ** 2 - std**2) / std**3
+    else:  # the erratum (a - mu) / sigma
+        d_mean, d_std = (a - mean) / std, ((a - mean) ** 2 - std**2) / std**3
+    return (reward * d_mean).mean(0), (reward * d_std).mean(0)
+
+
+def test_exercise_score_function_step_gradient(capsys):
+    from pgnotes import exercises
+
+    # Several seeds: a correct estimator passes for each (the tolerance is > 6 standard errors).
+    for seed in range(3):
+        exercises.check("score_function_step_gradient", lambda *args, s=seed: student_step_gradient(*args, seed=s))
+    assert capsys.readouterr().out.count("score_function_step_gradient: all 2 cases passed") == 3
+    with pytest.raises(AssertionError, match=r"score_function_step_gradient: d_mean is wrong"):
+        exercises.check("score_function_step_gradient", lambda *args: student_step_gradient(*args, score="wrong"))
+    # The pathwise estimate of a step reward is zero: far from the gradient.
+    with pytest.raises(AssertionError, match=r"score_function_step_gradient: d_mean is wrong"):
+        exercises.check(
+            "score_function_step_gradient",
+            lambda mean, std, k, n: tuple(torch.zeros(torch.broadcast_shapes(mean.shape, std.shape, k.shape),
+                                                      dtype=torch.float64) for _ in range(2)),
+        )

@@ -18,6 +18,10 @@ __all__ = [
     "check_positive",
     "broadcast_shapes",
     "check_min_dim",
+    "check_square",
+    "check_symmetric",
+    "check_lower_triangular",
+    "check_cholesky_info",
 ]
 
 
@@ -85,3 +89,68 @@ def check_min_dim(name: str, value: torch.Tensor, ndim: int, what: str) -> None:
         raise ValueError(
             f"{name} must have at least {ndim} dimension(s) ({what}), got shape {tuple(value.shape)}"
         )
+
+
+def check_square(name: str, value: torch.Tensor) -> None:
+    """Raise ``ValueError`` unless ``value`` is a (batch of) square matrices ``(..., k, k)``."""
+    if value.dim() < 2 or value.shape[-1] != value.shape[-2]:
+        raise ValueError(f"{name} must be a square matrix of shape (..., k, k), got shape {tuple(value.shape)}")
+
+
+def check_symmetric(name: str, value: torch.Tensor, rtol: float) -> None:
+    """Raise ``ValueError`` unless each matrix in ``value`` is symmetric up to ``rtol``.
+
+    The tolerance is relative to the scale of each matrix (its largest
+    absolute entry), so it means the same for a covariance in metres and one
+    in millimetres. The message reports the largest asymmetry and where it is.
+    """
+    asymmetry = torch.sub(value, value.mT).abs_()
+    scale = value.abs().amax(dim=(-2, -1), keepdim=True)
+    if bool((asymmetry > rtol * scale).any()):
+        # Report the worst matrix relative to its own scale (an all-zero matrix is symmetric).
+        relative = asymmetry / torch.where(scale > 0, scale, torch.ones_like(scale))
+        index = _first_index(relative == relative.amax())
+        matrix_scale = float(value[index[:-2]].abs().amax())
+        raise ValueError(
+            f"{name} must be symmetric, but its max asymmetry |{name} - {name}^T| = {float(asymmetry[index]):.3g} "
+            f"at {name}{list(index)} (tolerance {rtol:.3g} relative to max |{name}| = {matrix_scale:.3g})"
+        )
+
+
+def check_lower_triangular(name: str, value: torch.Tensor) -> None:
+    """Raise ``ValueError`` unless every entry above the diagonal of ``value`` is exactly zero."""
+    upper = torch.triu(value, diagonal=1)
+    bad = upper != 0
+    if bool(bad.any()):
+        index = _first_index(bad)
+        raise ValueError(
+            f"{name} must be lower triangular, but {name}{list(index)} = {float(value[index]):.6g} "
+            f"is above the diagonal (max |upper triangle| = {float(upper.abs().amax()):.3g})"
+        )
+
+
+def check_cholesky_info(name: str, matrix: torch.Tensor, info: torch.Tensor) -> None:
+    """Raise ``ValueError`` if ``torch.linalg.cholesky_ex`` reported a failure for ``matrix``.
+
+    ``info`` is the second output of ``cholesky_ex``: zero where the factor
+    exists. Checking it is free next to the factorisation itself; only on the
+    error path is an eigenvalue decomposition computed (in float64) to report
+    the smallest eigenvalue of the first failing matrix.
+    """
+    bad = info != 0
+    if bool(bad.any()):
+        index = _first_index(bad)
+        eigenvalues = torch.linalg.eigvalsh(matrix[index].to(torch.float64))
+        smallest, largest = float(eigenvalues[0]), float(eigenvalues[-1])
+        where = f"{name}{list(index)}" if index else name
+        message = (
+            f"{name} must be positive definite, but the Cholesky factorisation of {where} failed "
+            f"(leading minor of order {int(info[index])} is not positive); "
+            f"its smallest eigenvalue is {smallest:.3g}"
+        )
+        if smallest > 0:
+            message += (
+                f" (positive, but its condition number {largest / smallest:.3g} is too large "
+                f"for {matrix.dtype}: use float64 or add a multiple of the identity)"
+            )
+        raise ValueError(message)

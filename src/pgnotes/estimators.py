@@ -17,9 +17,11 @@ elementwise over a batch of independent one-dimensional Gaussians.
   differentiates through :math:`f`, so it needs :math:`f'(a)` (Kingma & Welling 2014).
 
 The module also holds the closed forms used to check them: the exact gradient
-of :math:`\E[(a - k)^2]` and of :math:`P(a > k)`, and the exact per-sample
+of :math:`\E[(a - k)^2]` and of :math:`P(a > k)`, the exact per-sample
 variances of both estimators for the quadratic reward, the setting of
-Mohamed et al. (2020), Figure 2.
+Mohamed et al. (2020), Figure 2, and the optimal constant baselines; and
+:func:`quadratic_variance_derivation`, which derives those variances and
+baselines in SymPy.
 
 References:
     Williams, R. J. (1992). Simple statistical gradient-following algorithms for
@@ -33,16 +35,20 @@ References:
 
 from __future__ import annotations
 
+import functools
 import math
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
+import sympy as sp
 import torch
 
 from pgnotes._validation import as_float_tensor, broadcast_shapes, check_finite, check_positive
 from pgnotes.gaussian import normal_score
+from pgnotes.symbolic import to_torch, univariate_log_density
 
 __all__ = [
     "score_function_estimates",
@@ -55,6 +61,9 @@ __all__ = [
     "exact_gradient_quadratic",
     "EstimatorVariances",
     "exact_variance_quadratic",
+    "optimal_baseline_quadratic",
+    "QuadraticVarianceDerivation",
+    "quadratic_variance_derivation",
     "step_reward",
     "exact_value_step",
     "exact_gradient_step",
@@ -624,7 +633,9 @@ def exact_variance_quadratic(
     :math:`\E[\hat g^2] - (\E \hat g)^2` as polynomials in :math:`\varepsilon`.
     The score-function variances are quadratics in :math:`b`, minimised by
     :math:`b^\star = c^2 + 3\sigma^2` for the mean and :math:`b^\star = c^2 + 5\sigma^2`
-    for the std, both above :math:`\E[f(a)] = c^2 + \sigma^2`. Without a baseline they
+    for the std (:func:`optimal_baseline_quadratic`), both above
+    :math:`\E[f(a)] = c^2 + \sigma^2`; :func:`quadratic_variance_derivation` derives
+    all of these in SymPy. Without a baseline they
     grow like :math:`c^4 / \sigma^2` as :math:`k` moves away from :math:`\mu`,
     while the pathwise ones grow at most like :math:`c^2`: Figure 2 of
     Mohamed et al. (2020) compares these variances as functions of :math:`k`.
@@ -655,6 +666,213 @@ def exact_variance_quadratic(
         score_std=(2 * (shifted + 30 * c2 * s2 - 10 * b * s2 + 37 * s2**2) / s2).expand(shape),
         pathwise_mean=(4 * s2).expand(shape),
         pathwise_std=(4 * c2 + 8 * s2).expand(shape),
+    )
+
+
+def optimal_baseline_quadratic(
+    mean: torch.Tensor | float, std: torch.Tensor | float, k: torch.Tensor | float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Variance-minimising constant baselines of the score-function estimator for :math:`f(a) = (a - k)^2`.
+
+    For a per-sample estimate :math:`(f(a) - b)\, s(a)` with score :math:`s` (one
+    parameter at a time), :math:`\E[(f - b)\, s]` does not depend on :math:`b` and
+    :math:`\E[(f - b)^2 s^2]` is a quadratic in :math:`b` with minimiser
+
+    .. math::
+
+       b^\star = \frac{\E[f(a)\, s(a)^2]}{\E[s(a)^2]} .
+
+    With :math:`c = \mu - k` this is
+
+    .. math::
+
+       b^\star_\mu = c^2 + 3\sigma^2, \qquad b^\star_\sigma = c^2 + 5\sigma^2,
+
+    different for the two parameters and larger than the "natural" baseline
+    :math:`\E[f(a)] = c^2 + \sigma^2`, because :math:`f` and :math:`s^2` are
+    positively correlated. The optimal variances are
+    :math:`8c^2 + 6\sigma^2` (mean) and :math:`40c^2 + 24\sigma^2` (std).
+
+    Args:
+        mean: Mean :math:`\mu`.
+        std: Standard deviation :math:`\sigma > 0`.
+        k: Target :math:`k`.
+
+    Returns:
+        ``(b_mean, b_std)``, each of the broadcast shape of the arguments.
+
+    References:
+        Mohamed et al. (2020), sec. 7.4 (control variates; the optimal coefficient).
+    """
+    mean, std, target, shape = _closed_form_parameters(mean, std, k)
+    c2 = (mean - target) ** 2
+    s2 = std**2
+    return (c2 + 3 * s2).expand(shape), (c2 + 5 * s2).expand(shape)
+
+
+# ---------------------------------------------------------------------------
+# The same variances, derived in SymPy
+# ---------------------------------------------------------------------------
+
+_ESTIMATOR_NAMES = ("score_mean", "score_std", "pathwise_mean", "pathwise_std")
+_NOISE = sp.Symbol("epsilon", real=True)
+
+
+@functools.lru_cache(maxsize=None)
+def _standard_normal_moment(power: int) -> sp.Expr:
+    r""":math:`\E[\varepsilon^j]` for :math:`\varepsilon \sim \Normal(0, 1)`, by integrating against the density."""
+    density = sp.exp(-(_NOISE**2) / 2) / sp.sqrt(2 * sp.pi)
+    return sp.integrate(_NOISE**power * density, (_NOISE, -sp.oo, sp.oo))
+
+
+def _expect_over_noise(expr: sp.Expr) -> sp.Expr:
+    r"""Expectation over :math:`\varepsilon \sim \Normal(0, 1)` of a polynomial in :math:`\varepsilon`.
+
+    Every estimate here is a polynomial in the noise once :math:`a = \mu + \sigma\varepsilon`
+    is substituted, so its expectation is a sum of moments; integrating the
+    expanded polynomial term by term is exact and much faster than asking SymPy
+    to integrate the whole product against the density.
+    """
+    polynomial = sp.Poly(sp.expand(expr), _NOISE)
+    return sp.expand(sum(coeff * _standard_normal_moment(power) for (power,), coeff in polynomial.terms()))
+
+
+@dataclass(frozen=True)
+class QuadraticVarianceDerivation:
+    r"""Per-sample means and variances of both estimators for :math:`f(a) = (a - k)^2`, in SymPy.
+
+    Returned by :func:`quadratic_variance_derivation`. The estimator names are
+    ``"score_mean"``, ``"score_std"``, ``"pathwise_mean"`` and ``"pathwise_std"``
+    (estimator, then the parameter :math:`\mu` or :math:`\sigma`).
+
+    Attributes:
+        symbols: The symbols by role: ``"mean"`` (:math:`\mu`), ``"std"`` (:math:`\sigma`),
+            ``"k"``, ``"baseline"`` (:math:`b`), ``"noise"`` (:math:`\varepsilon`) and
+            ``"offset"`` (:math:`c = \mu - k`).
+        value: :math:`\E[f(a)]`, written with :math:`c`.
+        gradient: Its exact derivatives with respect to :math:`\mu` and :math:`\sigma`
+            (keys ``"mean"`` and ``"std"``), taken at fixed :math:`k` and then written with :math:`c`.
+        estimates: Each per-sample estimate as a function of :math:`\varepsilon`, :math:`c`,
+            :math:`\sigma` and :math:`b`.
+        means: The expectation of each estimate.
+        variances: The variance of each estimate, written with :math:`c`, as a
+            polynomial in :math:`b` with factored coefficients.
+        optimal_baselines: For ``"score_mean"`` and ``"score_std"``, the :math:`b`
+            that minimises the variance.
+        optimal_variances: The variances at those baselines.
+    """
+
+    symbols: Mapping[str, sp.Symbol]
+    value: sp.Expr
+    gradient: Mapping[str, sp.Expr]
+    estimates: Mapping[str, sp.Expr]
+    means: Mapping[str, sp.Expr]
+    variances: Mapping[str, sp.Expr]
+    optimal_baselines: Mapping[str, sp.Expr]
+    optimal_variances: Mapping[str, sp.Expr]
+
+    def unbiased(self) -> dict[str, bool]:
+        """Whether each estimator's mean equals the exact gradient, as an exact symbolic identity."""
+        return {
+            name: sp.simplify(self.means[name] - self.gradient[name.split("_")[1]]) == 0
+            for name in _ESTIMATOR_NAMES
+        }
+
+    def to_torch(self, expr: sp.Expr) -> Callable[..., torch.Tensor]:
+        r"""A batched PyTorch function ``(mean, std, k, baseline)`` of one of the expressions.
+
+        The offset :math:`c` is replaced by :math:`\mu - k`; the arguments broadcast
+        (see :func:`pgnotes.symbolic.to_torch`).
+
+        Args:
+            expr: An expression in the symbols of the derivation, without :math:`\varepsilon`,
+                e.g. ``derivation.variances["score_mean"]``.
+
+        Returns:
+            A function of four tensors, ``mean``, ``std``, ``k`` and ``baseline``.
+        """
+        symbols = self.symbols
+        in_mean_and_k = sp.sympify(expr).subs(symbols["offset"], symbols["mean"] - symbols["k"])
+        return to_torch(in_mean_and_k, [symbols["mean"], symbols["std"], symbols["k"], symbols["baseline"]])
+
+
+def quadratic_variance_derivation() -> QuadraticVarianceDerivation:
+    r"""Derive the exact per-sample variances of both estimators for :math:`f(a) = (a - k)^2` in SymPy.
+
+    The steps follow the definitions, without using any of the closed forms of
+    this module:
+
+    1. Score-function estimates: :math:`(f(a) - b)\, \partial_\theta \log \pi(a)`, the
+       derivative taken at a *fixed* action :math:`a` (of
+       :func:`pgnotes.symbolic.univariate_log_density`), then :math:`a = \mu + \sigma\varepsilon`.
+    2. Pathwise estimates: :math:`\partial_\theta f(\mu + \sigma\varepsilon)` at a *fixed*
+       noise :math:`\varepsilon`.
+    3. Expectations over :math:`\varepsilon \sim \Normal(0, 1)`, from the moments
+       :math:`\E[\varepsilon^j]` obtained by integrating against the standard normal
+       density; variances as :math:`\E[g^2] - (\E g)^2`.
+    4. Optimal baselines by solving :math:`\partial \Var / \partial b = 0`.
+
+    The results equal :func:`exact_variance_quadratic`,
+    :func:`exact_gradient_quadratic` and :func:`optimal_baseline_quadratic`
+    (checked in the tests). Takes about a second.
+
+    Returns:
+        A :class:`QuadraticVarianceDerivation`.
+
+    References:
+        Mohamed et al. (2020), sec. 3 (Figure 2), 4 and 5.
+    """
+    mean, k, baseline, action = sp.symbols("mu k b a", real=True)
+    std = sp.Symbol("sigma", positive=True)
+    offset = sp.Symbol("c", real=True)
+    noise = _NOISE
+    reward = (action - k) ** 2
+    log_density = univariate_log_density(action, mean, std)
+    on_path = {action: mean + std * noise}
+    estimates = {
+        "score_mean": ((reward - baseline) * sp.diff(log_density, mean)).subs(on_path),
+        "score_std": ((reward - baseline) * sp.diff(log_density, std)).subs(on_path),
+        "pathwise_mean": sp.diff(reward.subs(on_path), mean),
+        "pathwise_std": sp.diff(reward.subs(on_path), std),
+    }
+    # The estimates depend on mu and k only through c = mu - k: writing them
+    # with c (after differentiating at fixed k) keeps the polynomials short and
+    # gives the forms the book prints.
+    with_offset = {k: mean - offset}
+    value = _expect_over_noise(reward.subs(on_path))
+    gradient = {
+        "mean": sp.factor(sp.diff(value, mean).subs(with_offset)),
+        "std": sp.factor(sp.diff(value, std).subs(with_offset)),
+    }
+    means = {}
+    variances = {}
+    for name in _ESTIMATOR_NAMES:
+        estimate = sp.expand(estimates[name].subs(with_offset))
+        estimates[name] = sp.collect(estimate, noise, sp.factor)
+        first = _expect_over_noise(estimate)
+        second = _expect_over_noise(estimate**2)
+        means[name] = sp.factor(first)
+        variances[name] = sp.collect(sp.expand(second - first**2), baseline, sp.factor)
+    optimal_baselines = {}
+    optimal_variances = {}
+    for name in ("score_mean", "score_std"):
+        # The variance is a quadratic in b, so d Var / db = 0 is linear in b.
+        slope, intercept = sp.Poly(sp.diff(variances[name], baseline), baseline).all_coeffs()
+        solution = sp.factor(-intercept / slope)
+        optimal_baselines[name] = solution
+        optimal_variances[name] = sp.factor(variances[name].subs(baseline, solution))
+    freeze = MappingProxyType
+    return QuadraticVarianceDerivation(
+        symbols=freeze(
+            {"mean": mean, "std": std, "k": k, "baseline": baseline, "noise": noise, "offset": offset}
+        ),
+        value=sp.factor(value.subs(with_offset)),
+        gradient=freeze(gradient),
+        estimates=freeze(estimates),
+        means=freeze(means),
+        variances=freeze(variances),
+        optimal_baselines=freeze(optimal_baselines),
+        optimal_variances=freeze(optimal_variances),
     )
 
 
