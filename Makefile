@@ -11,7 +11,7 @@ CONSTRAINTS := requirements/constraints.txt
 REPORTS := _build/reports
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv book test test-package test-notebooks test-build notebooks sync benchmark clean
+.PHONY: help venv book test test-package test-notebooks test-build test-browser notebooks sync benchmark budgets student clean
 
 help:
 	@echo "make book       create $(VENV), install pinned versions, build the HTML book in _build/html"
@@ -19,6 +19,8 @@ help:
 	@echo "make notebooks  re-execute every notebook in place (fresh kernel, top to bottom)"
 	@echo "make sync       rewrite each notebook's generated first cells from _config.yml"
 	@echo "make benchmark  run the benchmark scripts (speed targets; not part of the tests)"
+	@echo "make budgets    time and peak memory of each chapter in a fresh one-CPU kernel (20 s, 1.5 GB)"
+	@echo "make student    build the student edition (no solutions) in _build/student/_build/html and check it"
 	@echo "make clean      remove _build and $(VENV)"
 
 # The environment is rebuilt when the package metadata or the pinned versions change.
@@ -34,8 +36,8 @@ book: $(STAMP)
 	$(BIN)/jupyter-book build . --builder html
 	@echo "The book is at file://$(CURDIR)/_build/html/index.html"
 
-test: test-package test-notebooks test-build
-	@echo "All tests passed: package, notebooks (strict nbval), book build (-W -n)."
+test: test-package test-notebooks test-build test-browser
+	@echo "All tests passed: package, notebooks (strict nbval), book build (-W -n), every page in a browser."
 
 test-package: $(STAMP)
 	mkdir -p $(REPORTS)
@@ -51,6 +53,11 @@ test-build: $(STAMP)
 	mkdir -p $(REPORTS)
 	$(BIN)/jupyter-book build . --builder html -W -n --keep-going 2>&1 | tee $(REPORTS)/book-build.log
 
+# Every page of _build/html in headless Chromium; tools/ensure_browser.sh installs Chromium and MathJax if missing.
+test-browser: $(STAMP)
+	mkdir -p $(REPORTS)
+	$(BIN)/python -m pytest tests/browser -p no:cacheprovider --junitxml=$(REPORTS)/browser.xml
+
 notebooks: $(STAMP)
 	$(BIN)/python tools/notebooks.py execute
 
@@ -59,6 +66,14 @@ sync: $(STAMP)
 
 benchmark: $(STAMP)
 	for script in benchmarks/bench_*.py; do echo "== $$script"; $(BIN)/python $$script; done
+
+budgets: $(STAMP)
+	$(BIN)/python tools/budgets.py
+
+student: $(STAMP)
+	$(BIN)/python tools/student_build.py
+	BOOK_HTML=_build/student/_build/html BOOK_CONFIG=_build/student/_config.yml \
+		BOOK_SCREENSHOTS=_build/student/screenshots $(BIN)/python -m pytest tests/browser -p no:cacheprovider
 
 clean:
 	rm -rf _build $(VENV)

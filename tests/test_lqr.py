@@ -222,6 +222,28 @@ def test_noise_only_lowers_the_return() -> None:
     assert difference == pytest.approx(expected_noise_cost, rel=1e-12)
 
 
+def test_exploration_cost_is_the_gap_between_the_returns() -> None:
+    task = lqr.task_2d()
+    generator = torch.Generator().manual_seed(5)
+    gains = lqr.optimal_gain(task) + 0.1 * torch.randn(3, 2, 2, generator=generator, dtype=F64)
+    root = torch.randn(3, 2, 2, generator=generator, dtype=F64)
+    S = root @ root.mT
+    cost = lqr.exploration_cost(task, gains, S)
+    difference = lqr.expected_return(task, gains) - lqr.expected_return(task, gains, S)
+    assert cost.shape == (3,) and bool((cost > 0).all())
+    # Two routes to the same linear function of S: rounding of terms of order 10.
+    torch.testing.assert_close(cost, difference, rtol=1e-12, atol=1e-12)
+    assert float(lqr.exploration_cost(task, gains[0], torch.zeros(2, 2, dtype=F64))) == 0.0
+    # Scalar task at K*: sigma^2 (r + gamma b^2 p*) / (1 - gamma), with p* of the closed form.
+    scalar = lqr.task_1d()
+    k_star, p_star = scalar_riccati_closed_form(1.0, 1.0, 1.0, 1.0, scalar.gamma)
+    by_hand = 0.25 * (1.0 + scalar.gamma * p_star) / (1.0 - scalar.gamma)
+    got = float(lqr.exploration_cost(scalar, torch.tensor([[k_star]], dtype=F64), 0.25))
+    assert got == pytest.approx(by_hand, rel=1e-12)
+    with pytest.raises(ValueError, match="unstable for the discount"):
+        lqr.exploration_cost(scalar, torch.tensor([[3.0]], dtype=F64), 0.25)
+
+
 def test_unstable_gain_raises_or_gives_minus_infinity() -> None:
     task = lqr.task_1d()
     with pytest.raises(ValueError, match="unstable for the discount"):

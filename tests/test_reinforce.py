@@ -211,6 +211,26 @@ def test_training_on_the_scalar_task_with_sgd_and_a_fixed_std() -> None:
     assert history.mean_std == pytest.approx([0.3] * 40, rel=1e-6)  # float32 sigma, not learned
 
 
+def test_annealing_decays_the_learning_rate_linearly() -> None:
+    task = lqr.task_1d()
+    policy = LearnedStdPolicy(1, 1, dtype=F64)
+    snapshots = [torch.cat([p.detach().reshape(-1) for p in policy.parameters()])]
+
+    def record(i: int, history: reinforce.History) -> None:
+        snapshots.append(torch.cat([p.detach().reshape(-1) for p in policy.parameters()]))
+
+    history = reinforce.train(
+        task, policy, iterations=4, episodes_per_batch=8, horizon=10, lr=0.01, anneal_lr=True,
+        optimizer="sgd", baseline="none", callback=record,
+    )
+    # An SGD step is the learning rate times the estimate, whose norm the history
+    # records: the ratio recovers the rate of each iteration, 0.01 * (1 - i / 4).
+    steps = [float((after - before).norm()) for before, after in zip(snapshots, snapshots[1:])]
+    rates = [step / norm for step, norm in zip(steps, history.grad_norm)]
+    # float64 rounding of a step of order 1e-2.
+    assert rates == pytest.approx([0.01 * (1 - i / 4) for i in range(4)], rel=1e-10)
+
+
 def test_training_is_deterministic_given_the_seed() -> None:
     task = lqr.task_2d()
     runs = []

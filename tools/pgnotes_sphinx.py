@@ -13,7 +13,7 @@ Enabled in ``_config.yml`` (``sphinx.local_extensions``). It does two things:
 2. Each inline script is written to a page once. Sphinx 7.4 writes a script added with
    ``app.add_js_file(None, body=...)`` after the builder started twice (it compares ``None`` with
    ``""``); sphinx-thebe's ``const THEBE_JS_URL = ...`` then throws "Identifier has already been
-   declared" in every reader's browser. Sphinx 8.2 fixes this at the source.
+   declared" in every reader's browser. Later Sphinx releases fix this at the source.
 """
 
 from __future__ import annotations

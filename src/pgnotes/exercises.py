@@ -560,3 +560,33 @@ register(
     outputs=("d_mean", "d_std"),
     elementwise=True,
 )
+
+
+# ---------------------------------------------------------------------------------------------
+# REINFORCE
+
+from pgnotes import reinforce as _reinforce  # noqa: E402  (after the core exercises, like the estimators)
+
+
+def _reward_to_go_cases(generator: torch.Generator) -> list[Case]:
+    """Inputs (rewards, gamma) of the reward-to-go exercise; leading axes are episodes."""
+    return [
+        Case("one episode of 8 steps, gamma 0.9", {"rewards": _randn(generator, 8), "gamma": 0.9}),
+        Case("batch of 5 episodes x 12 steps, gamma 0.5", {"rewards": _randn(generator, 5, 12), "gamma": 0.5}),
+        Case("batch (3, 4) of episodes of 6 steps, gamma 0.99", {"rewards": _randn(generator, 3, 4, 6), "gamma": 0.99}),
+        Case("episodes of a single step", {"rewards": _randn(generator, 4, 1), "gamma": 0.9}),
+        Case("gamma = 1 (no discount)", {"rewards": _randn(generator, 2, 7), "gamma": 1.0}),
+        Case(
+            "2 episodes of 1500 steps, gamma 0.5 (gamma^t underflows to 0 in float64 after t = 1074)",
+            {"rewards": -_positive(generator, 2, 1500), "gamma": 0.5},
+        ),
+    ]
+
+
+register(
+    "reward_to_go",
+    "discounted rewards-to-go G_t = sum_{t' >= t} gamma^(t' - t) r_t' along the last axis",
+    _reinforce.reward_to_go,
+    _reward_to_go_cases,
+    _ELEMENTWISE,
+)

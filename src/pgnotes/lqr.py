@@ -20,7 +20,9 @@ closed form:
 - the exact expected return of *any* linear-Gaussian policy
   :math:`a = -K s + \eta`, :math:`\eta \sim \mathcal{N}(0, S)`, from a discounted
   Lyapunov equation (:func:`expected_return`), differentiable in :math:`K` and
-  :math:`S`, so an estimated gradient can be compared with the exact one.
+  :math:`S`, so an estimated gradient can be compared with the exact one;
+- the return that exploration noise costs, :math:`J(K, 0) - J(K, S)`
+  (:func:`exploration_cost`).
 
 Sign convention: a linear policy is written :math:`\mu(s) = -K s` with *gain*
 :math:`K` of shape ``(k, n)`` (action dimension :math:`k`, state dimension
@@ -65,6 +67,7 @@ __all__ = [
     "solve_discounted_lyapunov",
     "quadratic_value",
     "expected_return",
+    "exploration_cost",
     "solve_riccati",
     "optimal_gain",
     "optimal_return",
@@ -511,6 +514,48 @@ def expected_return(
     P, c = _quadratic_value_unchecked(task, safe_K, S)
     J = -torch.einsum("...ij,ji->...", P, second_moment_0) - c
     return torch.where(stable, J, torch.full_like(J, -math.inf))
+
+
+def exploration_cost(task: LQRTask, gain: Any, noise_cov: Any) -> torch.Tensor:
+    r"""The return lost to exploration noise, :math:`J(K, 0) - J(K, S) \ge 0`.
+
+    Only the constant :math:`c` of :func:`quadratic_value` depends on
+    :math:`S`, and it is linear in :math:`S`; the difference of the two
+    constants is
+
+    .. math::
+
+       J(K, 0) - J(K, S) = \frac{\operatorname{tr}(R S)
+       + \gamma \operatorname{tr}(B^\top P B S)}{1 - \gamma},
+       \qquad P = Q + K^\top R K + \gamma F^\top P F, \quad F = A - B K .
+
+    It is nonnegative (a trace of a product of positive semidefinite
+    matrices), zero only for :math:`S = 0`, and for a fixed :math:`S` it is
+    the permanent gap to :math:`J^\star` of a policy whose gain has converged
+    to :math:`K^\star`. Computed directly from this formula rather than as a
+    difference of two returns, which would cancel digits when the cost is
+    small.
+
+    Args:
+        task: the task.
+        gain: :math:`K`, shape ``(..., k, n)``.
+        noise_cov: :math:`S`, shape ``(..., k, k)``.
+
+    Returns:
+        The cost, shape ``(...)``, float64, differentiable in ``gain`` and ``noise_cov``.
+
+    Raises:
+        ValueError: if :math:`\sqrt{\gamma}\, \rho(A - BK) \ge 1` (both returns
+            are then infinite).
+    """
+    K = _gain_tensor(task, gain)
+    S = _noise_tensor(task, noise_cov, K)
+    _raise_if_unstable(task, K)
+    P, _ = _quadratic_value_unchecked(task, K, torch.zeros_like(S))
+    B, R = task.B.to(K.device), task.R.to(K.device)
+    trace_rs = torch.einsum("...ij,...ji->...", R, S)
+    trace_bpbs = torch.einsum("...ij,...ji->...", B.mT @ P @ B, S)
+    return (trace_rs + task.gamma * trace_bpbs) / (1.0 - task.gamma)
 
 
 def _truncated_return(

@@ -53,6 +53,9 @@ References:
 
     Fazel, M., Ge, R., Kakade, S. M. and Mesbahi, M. (2018). Global convergence
     of policy gradient methods for the linear quadratic regulator. ICML.
+
+    Huang, S. et al. (2022). CleanRL: high-quality single-file implementations
+    of deep reinforcement learning algorithms. JMLR 23 (learning-rate annealing).
 """
 
 from __future__ import annotations
@@ -519,6 +522,7 @@ def train(
     episodes_per_batch: int = 64,
     horizon: int | None = None,
     lr: float = 0.05,
+    anneal_lr: bool = False,
     baseline: str = "learned",
     optimizer: str = "adam",
     seed: int = 0,
@@ -542,6 +546,12 @@ def train(
         episodes_per_batch: :math:`N \ge 2` episodes per update.
         horizon: episode length :math:`T`; ``task.effective_horizon()`` if None.
         lr: learning rate.
+        anneal_lr: if True, iteration :math:`i` (from 0) uses the learning rate
+            ``lr`` :math:`\cdot (1 - i / \text{iterations})`, a linear decay
+            towards 0 as in common PPO implementations (Huang et al. 2022). With
+            a constant step the parameters keep moving by about ``lr`` per
+            iteration at the optimum, driven by the noise of the estimate; a
+            decaying step lets them settle.
         baseline: one of :data:`BASELINES`.
         optimizer: ``"adam"`` or ``"sgd"``.
         seed: seed of the generator.
@@ -591,7 +601,9 @@ def train(
         raise ValueError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
 
     with _intra_op_threads(num_threads):
-        return _train(task, policy, opt, iterations, episodes_per_batch, horizon, lr, baseline, seed, every, callback)
+        return _train(
+            task, policy, opt, iterations, episodes_per_batch, horizon, lr, anneal_lr, baseline, seed, every, callback
+        )
 
 
 def _train(
@@ -602,6 +614,7 @@ def _train(
     episodes_per_batch: int,
     horizon: int,
     lr: float,
+    anneal_lr: bool,
     baseline: str,
     seed: int,
     every: int,
@@ -629,6 +642,9 @@ def _train(
             raise TrainingDivergedError(
                 _divergence_message("the gradient estimate is not finite", i, lr), i, history
             )
+        if anneal_lr:
+            for group in opt.param_groups:
+                group["lr"] = lr * (1.0 - i / iterations)
         opt.zero_grad(set_to_none=True)
         for name, g in grads.items():
             named[name].grad = -g  # the optimisers minimise; REINFORCE ascends J

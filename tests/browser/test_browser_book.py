@@ -32,7 +32,7 @@ def visit(page, visitor, server):
     """The browser's view of the page, taken once per run (every check below reads the same visit)."""
     if page.docname not in _visits:
         url = server.url + page.html.relative_to(HTML).as_posix()
-        _visits[page.docname] = visitor.visit(url, screenshot=SCREENSHOTS / f"{page.docname}.png")
+        _visits[page.docname] = visitor.visit(url, screenshot=SCREENSHOTS / f"{page.docname}.jpg")
     return _visits[page.docname]
 
 
@@ -84,7 +84,7 @@ GENERATED = [name for name in ("genindex", "py-modindex", "search") if (HTML / f
 @pytest.mark.parametrize("name", GENERATED)
 def test_generated_pages_load_without_errors(name, visitor, server, built_pages):
     """The index, module index and search page, which Sphinx writes beside the chapters."""
-    seen = visitor.visit(server.url + f"{name}.html", screenshot=SCREENSHOTS / f"{name}.png")
+    seen = visitor.visit(server.url + f"{name}.html", screenshot=SCREENSHOTS / f"{name}.jpg")
     problems = (
         bookcheck.image_problems(seen.images)
         + bookcheck.console_problems(seen.console, seen.page_errors, seen.failed_requests, seen.blocked)
@@ -108,9 +108,9 @@ def test_screenshots_were_taken_of_every_page(built_pages, visitor, server):
     for page in built_pages:
         if page.docname not in _visits:
             url = server.url + page.html.relative_to(HTML).as_posix()
-            _visits[page.docname] = visitor.visit(url, screenshot=SCREENSHOTS / f"{page.docname}.png")
+            _visits[page.docname] = visitor.visit(url, screenshot=SCREENSHOTS / f"{page.docname}.jpg")
     for page in built_pages:
-        shot = SCREENSHOTS / f"{page.docname}.png"
+        shot = SCREENSHOTS / f"{page.docname}.jpg"
         assert shot.is_file() and shot.stat().st_size > 10_000, f"no useful screenshot of {page.docname}: {shot}"
 
 
