@@ -30,26 +30,6 @@ CONDA_TO_PYPI = {"pytorch-cpu": "torch", "pytorch": "torch", "matplotlib-base": 
 BINDER_EXTRAS = {"python", "pip", "ipykernel", "notebook", "jupyterlab"}
 
 
-def toc_entries() -> list[str]:
-    """Every `file:` (and the root) listed in _toc.yml, as given there."""
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    found = [toc["root"]]
-
-    def walk(node):
-        if isinstance(node, dict):
-            if "file" in node:
-                found.append(node["file"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(toc.get("parts", []))
-    walk(toc.get("chapters", []))
-    return found
-
-
 def requirement_name(spec: str) -> str:
     return re.split(r"[<>=!~ \[;]", spec.strip(), maxsplit=1)[0].lower()
 
@@ -59,8 +39,8 @@ def test_there_are_notebooks_to_test():
 
 
 def test_every_notebook_is_in_the_toc_and_every_entry_exists():
-    entries = toc_entries()
-    listed = {str(pathlib.PurePosixPath(e).with_suffix("")) for e in entries}
+    entries = notebook_tool.toc_docnames(ROOT)
+    listed = set(entries)
     for notebook in NOTEBOOKS:
         key = notebook.relative_to(ROOT).with_suffix("").as_posix()
         assert key in listed, f"{key}.ipynb is not listed in _toc.yml"

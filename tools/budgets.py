@@ -35,7 +35,8 @@ import time
 
 import nbformat
 import psutil
-import yaml
+
+from notebooks import toc_docnames  # tools/notebooks.py, beside this script
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 KERNEL_NAME = "python3"
@@ -69,20 +70,7 @@ class Measurement:
 
 def chapters() -> list[pathlib.Path]:
     """The notebooks of _toc.yml, in reading order."""
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    files = [toc["root"]]
-
-    def walk(node):
-        if isinstance(node, dict):
-            if "file" in node:
-                files.append(node["file"])
-            for key in ("parts", "chapters", "sections"):
-                walk(node.get(key, []))
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(toc)
+    files = toc_docnames(ROOT)
     paths = [ROOT / pathlib.PurePosixPath(f).with_suffix(".ipynb") for f in files]
     return [p for p in paths if p.exists()]
 

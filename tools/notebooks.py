@@ -128,6 +128,28 @@ def expected_generated_cells(config: dict) -> list[nbformat.NotebookNode]:
     return [colab, macros]
 
 
+def toc_docnames(root: pathlib.Path = ROOT) -> list[str]:
+    """Every page of ``_toc.yml`` (the root first), in reading order, without its suffix (``book/x``)."""
+    toc = yaml.safe_load((root / "_toc.yml").read_text())
+    found = [toc["root"]]
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            if "file" in node:
+                found.append(node["file"])
+            for key in ("parts", "chapters", "sections"):
+                walk(node.get(key, []))
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(toc)
+    return [
+        str(pathlib.PurePosixPath(entry).with_suffix("")) if entry.endswith((".md", ".ipynb")) else entry
+        for entry in found
+    ]
+
+
 def notebook_paths(args: list[str]) -> list[pathlib.Path]:
     if args:
         return [pathlib.Path(a).resolve() for a in args]

@@ -38,6 +38,8 @@ import sys
 import yaml
 from bs4 import BeautifulSoup
 
+from notebooks import toc_docnames  # tools/notebooks.py, beside this script
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 TOOLS = ROOT / "tools"
 EXTENSION = "pgnotes_sphinx"
@@ -203,20 +205,7 @@ def notebook_blocks(path: pathlib.Path) -> list[tuple[str, str]]:
 
 def source_texts() -> dict[str, Source]:
     """Each page of _toc.yml (by docname, book/x) split at its solutions."""
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    files = [toc["root"]]
-
-    def walk(node):
-        if isinstance(node, dict):
-            if "file" in node:
-                files.append(node["file"])
-            for key in ("parts", "chapters", "sections"):
-                walk(node.get(key, []))
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(toc)
+    files = toc_docnames(ROOT)
     sources = {}
     for entry in files:
         doc = str(pathlib.PurePosixPath(entry).with_suffix(""))

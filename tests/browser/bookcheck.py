@@ -13,11 +13,15 @@ import dataclasses
 import functools
 import pathlib
 import re
+import sys
 from collections.abc import Iterable, Sequence
 from urllib.parse import unquote, urljoin, urlsplit
 
 import yaml
 from bs4 import BeautifulSoup
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "tools"))
+from notebooks import toc_docnames  # noqa: E402  (tools/ is not a package)
 
 __all__ = [
     "Page",
@@ -69,22 +73,7 @@ def load_config(path: pathlib.Path) -> dict:
 
 def toc_entries(root: pathlib.Path) -> list[str]:
     """Every file of _toc.yml (root first), without suffix, in reading order."""
-    toc = yaml.safe_load((root / "_toc.yml").read_text())
-    found = [toc["root"]]
-
-    def walk(node):
-        if isinstance(node, dict):
-            if "file" in node:
-                found.append(node["file"])
-            for key in ("parts", "chapters", "sections"):
-                walk(node.get(key, []))
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(toc)
-    return [str(pathlib.PurePosixPath(entry).with_suffix("")) if entry.endswith((".md", ".ipynb")) else entry
-            for entry in found]
+    return toc_docnames(root)
 
 
 def toc_pages(root: pathlib.Path, html_root: pathlib.Path) -> list[Page]:
