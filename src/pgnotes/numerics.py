@@ -116,6 +116,14 @@ def _mvn_tensors(a: Any, mean: Any, cov: Any) -> tuple[torch.Tensor, torch.Tenso
     return a.expand(batch + (k,)), mean.expand(batch + (k,)), cov.expand(batch + (k, k))
 
 
+def _mvn_batch_entries(a: Any, mean: Any, cov: Any) -> tuple[torch.Size, int, list[tuple[torch.Tensor, ...]]]:
+    """The batch shape, ``k`` and each batch entry's ``(a, mean, cov)``, for the per-entry mpmath loops."""
+    a, mean, cov = _mvn_tensors(a, mean, cov)
+    k = cov.shape[-1]
+    entries = list(zip(a.reshape(-1, k), mean.reshape(-1, k), cov.reshape(-1, k, k)))
+    return a.shape[:-1], k, entries
+
+
 def _mp_matrix(t: torch.Tensor) -> mpmath.matrix:
     """An mpmath matrix (or column) holding exactly the floating-point values of ``t``."""
     values = t.detach().to(torch.float64).cpu().tolist()
@@ -179,12 +187,9 @@ def mvn_log_prob_reference(a: Any, mean: Any, cov: Any, *, digits: int = 50) -> 
     References:
         Higham (2002), section 1.2; Petersen & Pedersen, The Matrix Cookbook, section 8.1.
     """
-    a, mean, cov = _mvn_tensors(a, mean, cov)
-    k = cov.shape[-1]
-    batch = a.shape[:-1]
-    flat = [(a.reshape(-1, k)[i], mean.reshape(-1, k)[i], cov.reshape(-1, k, k)[i]) for i in range(batch.numel())]
+    batch, _, entries = _mvn_batch_entries(a, mean, cov)
     with _with_digits(digits):
-        values = [float(_mvn_reference_one(x, m, c, i)[0]) for i, (x, m, c) in enumerate(flat)]
+        values = [float(_mvn_reference_one(x, m, c, i)[0]) for i, (x, m, c) in enumerate(entries)]
     return torch.tensor(values, dtype=torch.float64).reshape(batch)
 
 
@@ -218,13 +223,11 @@ def mvn_score_reference(a: Any, mean: Any, cov: Any, *, digits: int = 50) -> tup
     References:
         Petersen & Pedersen, The Matrix Cookbook, eqs. (57), (61).
     """
-    a, mean, cov = _mvn_tensors(a, mean, cov)
-    k = cov.shape[-1]
-    batch = a.shape[:-1]
+    batch, k, entries = _mvn_batch_entries(a, mean, cov)
     d_means, d_covs = [], []
     with _with_digits(digits):
-        for i in range(batch.numel()):
-            _, w, g = _mvn_reference_one(a.reshape(-1, k)[i], mean.reshape(-1, k)[i], cov.reshape(-1, k, k)[i], i)
+        for i, (x, m, c) in enumerate(entries):
+            _, w, g = _mvn_reference_one(x, m, c, i)
             d_means.append([float(w[r]) for r in range(k)])
             d_covs.append([[float(g[r, c]) for c in range(k)] for r in range(k)])
     d_mean = torch.tensor(d_means, dtype=torch.float64).reshape(batch + (k,))
