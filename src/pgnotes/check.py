@@ -12,7 +12,7 @@ Three kinds of evidence that a score is right, used throughout the book:
   Carlo, with a standard error and a z-score per component, so a test can
   assert agreement within a stated number of standard errors.
 - :func:`random_spd` builds covariance matrices with a prescribed condition
-  number.
+  number, and :func:`seeded` the seeded generators every chapter draws from.
 
 References:
     Williams (1992); Mohamed et al. (2020), Monte Carlo Gradient Estimation in
@@ -37,6 +37,7 @@ __all__ = [
     "score_mean_check",
     "fisher_check",
     "random_spd",
+    "seeded",
 ]
 
 Inputs = Union[Mapping[str, Any], Callable[[torch.Generator], Mapping[str, Any]]]
@@ -299,6 +300,13 @@ class MonteCarloCheck:
                 f"{float(self.expected[index]):.6g}, standard error {float(self.standard_error[index]):.3g}, "
                 f"n = {self.num_samples}); allowed: {num_standard_errors:g}"
             )
+
+
+def seeded(seed: int) -> torch.Generator:
+    """A fresh CPU generator seeded with ``seed``: every random number in the book comes from one."""
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    return torch.Generator().manual_seed(seed)
 
 
 def _flat_scores(scores: torch.Tensor | Sequence[torch.Tensor], num_samples: int) -> torch.Tensor:
