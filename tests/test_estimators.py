@@ -1,4 +1,4 @@
-"""Tests for pgnotes.estimators: score-function and pathwise gradient estimators."""
+"""Tests for pgnotes.estimators, pgnotes.objectives and pgnotes.monte_carlo: estimators, closed forms, summaries."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pgnotes.estimators import (
-    EstimateSummary,
+from pgnotes.estimators import pathwise_estimates, score_function_estimates
+from pgnotes.monte_carlo import EstimateSummary, summarize, z_score
+from pgnotes.objectives import (
     EstimatorVariances,
     QuadraticVarianceDerivation,
     exact_gradient_quadratic,
@@ -20,13 +21,9 @@ from pgnotes.estimators import (
     exact_value_step,
     exact_variance_quadratic,
     optimal_baseline_quadratic,
-    pathwise_estimates,
     quadratic_reward,
     quadratic_variance_derivation,
-    score_function_estimates,
     step_reward,
-    summarize,
-    z_score,
 )
 from pgnotes.symbolic import to_torch
 

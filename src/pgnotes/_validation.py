@@ -8,6 +8,7 @@ public functions can always validate.
 
 from __future__ import annotations
 
+import operator
 from typing import Any
 
 import torch
@@ -22,6 +23,8 @@ __all__ = [
     "check_symmetric",
     "check_lower_triangular",
     "check_cholesky_info",
+    "check_count",
+    "mean_and_std",
 ]
 
 
@@ -154,3 +157,43 @@ def check_cholesky_info(name: str, matrix: torch.Tensor, info: torch.Tensor) -> 
                 f"for {matrix.dtype}: use float64 or add a multiple of the identity)"
             )
         raise ValueError(message)
+
+
+def check_count(name: str, n: Any, minimum: int = 1) -> int:
+    """Return ``n`` as an ``int`` of at least ``minimum``, or raise naming ``name``; bools and 2.5 are refused."""
+    wanted = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+    if isinstance(n, bool):
+        raise ValueError(f"{name} must be {wanted}, got {n!r}")
+    try:
+        count = operator.index(n)
+    except TypeError as exc:
+        raise ValueError(f"{name} must be {wanted}, got {n!r}") from exc
+    if count < minimum:
+        raise ValueError(f"{name} must be {wanted}, got {count}")
+    return count
+
+
+def mean_and_std(mean: Any, std: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Size]:
+    """Validate a univariate Gaussian's ``mean`` and ``std > 0``; return them detached, with their broadcast shape."""
+    # A Python number next to a tensor takes the tensor's dtype and device, so
+    # ``mean=0.0, std=torch.tensor(..., dtype=torch.float64)`` stays float64.
+    if not isinstance(mean, torch.Tensor) and isinstance(std, torch.Tensor):
+        std = as_float_tensor("std", std)
+        mean = as_float_tensor("mean", mean, like=std)
+    else:
+        mean = as_float_tensor("mean", mean)
+        std = as_float_tensor("std", std, like=mean)
+    for name, value in (("mean", mean), ("std", std)):
+        if value.is_complex():
+            raise ValueError(f"{name} must be a real floating-point tensor, got dtype {value.dtype}")
+    if mean.device != std.device:
+        raise ValueError(f"mean and std must be on the same device, got {mean.device} and {std.device}")
+    dtype = torch.promote_types(mean.dtype, std.dtype)
+    # The estimates are numbers, not parts of a graph: gradients never flow
+    # back into mean or std.
+    mean = mean.detach().to(dtype)
+    std = std.detach().to(dtype)
+    check_finite("mean", mean)
+    check_finite("std", std)
+    check_positive("std", std)
+    return mean, std, broadcast_shapes(mean=mean, std=std)

@@ -28,6 +28,8 @@ from typing import Any, Union
 
 import torch
 
+from pgnotes.monte_carlo import summarize, z_score
+
 __all__ = [
     "GradCheck",
     "compare_with_autograd",
@@ -262,7 +264,8 @@ class MonteCarloCheck:
         expected: The exact value, same shape.
         standard_error: Sample standard deviation over :math:`\sqrt{n}`, per component.
         z_score: ``(estimate - expected) / standard_error`` per component (0 where both
-            the difference and the standard error are 0, inf where only the standard error is).
+            the difference and the standard error are 0, ±inf where only the standard error is), from
+            :func:`pgnotes.monte_carlo.z_score`.
         num_samples: The number of samples :math:`n`.
     """
 
@@ -322,16 +325,9 @@ def _flat_scores(scores: torch.Tensor | Sequence[torch.Tensor], num_samples: int
 
 
 def _monte_carlo(name: str, values: torch.Tensor, expected: torch.Tensor) -> MonteCarloCheck:
-    num_samples = values.shape[0]
-    estimate = values.mean(0)
-    standard_error = values.std(0, correction=1) / math.sqrt(num_samples)
-    difference = estimate - expected
-    z_score = torch.where(
-        standard_error > 0,
-        difference / torch.where(standard_error > 0, standard_error, torch.ones_like(standard_error)),
-        torch.where(difference == 0, torch.zeros_like(difference), torch.full_like(difference, math.inf)),
-    )
-    return MonteCarloCheck(name, estimate, expected, standard_error, z_score, num_samples)
+    summary = summarize(values)
+    z = z_score(summary, expected)
+    return MonteCarloCheck(name, summary.mean, expected, summary.standard_error, z, summary.n)
 
 
 def _draw(sample: Callable[[int, torch.Generator], Any], num_samples: int, seed: int) -> Any:

@@ -266,6 +266,7 @@ def diag_log_prob(
 
 
 def _diag_log_prob(a: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
+    """The diagonal log-density kernel, on validated tensors (also used by :mod:`pgnotes.policies`)."""
     # exp(-log_std) rather than 1 / exp(log_std): one rounding fewer, and no 1/0 when exp underflows.
     z = (a - mean) * torch.exp(-log_std)
     return (-0.5 * z.square() - log_std - 0.5 * _LOG_2PI).sum(-1)
@@ -331,6 +332,7 @@ def mvn_log_prob(a: torch.Tensor, mean: torch.Tensor, cov: torch.Tensor) -> torc
 
 
 def _tril_log_prob(residual: torch.Tensor, scale_tril: torch.Tensor) -> torch.Tensor:
+    """The Cholesky log-density kernel, on validated tensors (also used by :mod:`pgnotes.policies`)."""
     k = scale_tril.shape[-1]
     z = _tril_solve(scale_tril, residual)
     half_log_det = torch.log(torch.diagonal(scale_tril, dim1=-2, dim2=-1)).sum(-1)

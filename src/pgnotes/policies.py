@@ -59,6 +59,7 @@ import torch
 from torch import nn
 from torch.distributions import Distribution, Independent, MultivariateNormal, Normal
 
+from pgnotes import gaussian
 from pgnotes._validation import as_float_tensor, check_finite, check_min_dim, check_positive
 
 __all__ = [
@@ -71,9 +72,6 @@ __all__ = [
     "HEADS",
     "make_policy",
 ]
-
-_LOG_2PI = math.log(2.0 * math.pi)
-
 
 def _uniform_init_(layer: nn.Linear, generator: torch.Generator) -> None:
     bound = 1.0 / math.sqrt(layer.in_features)
@@ -314,8 +312,7 @@ class DiagonalGaussianPolicy(GaussianPolicy):
         """
         act = self._check_act(act)
         mean, log_std = self._mean_and_log_std(obs)
-        z = (act - mean) * torch.exp(-log_std)
-        return (-0.5 * z.square() - log_std - 0.5 * _LOG_2PI).sum(-1)
+        return gaussian._diag_log_prob(act, mean, log_std)
 
     def _noise_times(self, obs: Any, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mean, log_std = self._mean_and_log_std(obs)
@@ -576,11 +573,7 @@ class CholeskyPolicy(GaussianPolicy):
         """
         act = self._check_act(act)
         mean, tril = self._mean_and_tril(obs)
-        d = act - mean
-        tril = tril.expand(*d.shape, self.act_dim)
-        z = torch.linalg.solve_triangular(tril, d.unsqueeze(-1), upper=False).squeeze(-1)
-        log_det_half = torch.diagonal(tril, dim1=-2, dim2=-1).log().sum(-1)
-        return -0.5 * z.square().sum(-1) - log_det_half - 0.5 * self.act_dim * _LOG_2PI
+        return gaussian._tril_log_prob(act - mean, tril)
 
     def _noise_times(self, obs: Any, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mean, tril = self._mean_and_tril(obs)
