@@ -14,7 +14,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pgnotes import lqr
+from pgnotes import envs, lqr, rollouts
 from pgnotes.policies import LearnedStdPolicy
 
 F64 = torch.float64
@@ -288,7 +288,7 @@ def test_exact_return_matches_monte_carlo_with_a_gain() -> None:
     S = torch.tensor([[0.09, 0.03], [0.03, 0.04]], dtype=F64)
     horizon = 30
     generator = torch.Generator().manual_seed(3)
-    batch = lqr.rollout(task, K, noise_cov=S, episodes=10_000, horizon=horizon, generator=generator)
+    batch = rollouts.rollout(task, K, noise_cov=S, episodes=10_000, horizon=horizon, generator=generator)
     assert batch.states.shape == (10_000, horizon, 2)
     assert batch.actions.shape == (10_000, horizon, 2)
     assert batch.rewards.shape == (10_000, horizon)
@@ -301,7 +301,7 @@ def test_exact_return_matches_monte_carlo_with_a_policy() -> None:
     with torch.no_grad():
         policy.mean_head.weight.fill_(-0.5)  # K = 0.5
     horizon = 40
-    batch = lqr.rollout(task, policy, episodes=10_000, horizon=horizon, generator=torch.Generator().manual_seed(4))
+    batch = rollouts.rollout(task, policy, episodes=10_000, horizon=horizon, generator=torch.Generator().manual_seed(4))
     assert batch.states.dtype == F64
     with torch.no_grad():
         exact = float(lqr.expected_return(task, policy.gain(), policy.noise_covariance(), horizon=horizon))
@@ -311,8 +311,8 @@ def test_exact_return_matches_monte_carlo_with_a_policy() -> None:
 def test_rollout_is_seeded_and_rewards_are_negative_costs() -> None:
     task = lqr.task_2d()
     K = lqr.optimal_gain(task)
-    first = lqr.rollout(task, K, episodes=5, horizon=7, generator=torch.Generator().manual_seed(5))
-    second = lqr.rollout(task, K, episodes=5, horizon=7, generator=torch.Generator().manual_seed(5))
+    first = rollouts.rollout(task, K, episodes=5, horizon=7, generator=torch.Generator().manual_seed(5))
+    second = rollouts.rollout(task, K, episodes=5, horizon=7, generator=torch.Generator().manual_seed(5))
     assert torch.equal(first.states, second.states) and torch.equal(first.rewards, second.rewards)
     s, a = first.states, first.actions
     cost = torch.einsum("eti,ij,etj->et", s, task.Q, s) + torch.einsum("eti,ij,etj->et", a, task.R, a)
@@ -327,13 +327,13 @@ def test_rollout_is_seeded_and_rewards_are_negative_costs() -> None:
 def test_rollout_checks_the_policy_dimensions() -> None:
     task = lqr.task_2d()
     with pytest.raises(ValueError, match=r"policy.obs_dim = 1 does not match task.state_dim = 2"):
-        lqr.rollout(task, LearnedStdPolicy(1, 2), episodes=2, horizon=3)
+        rollouts.rollout(task, LearnedStdPolicy(1, 2), episodes=2, horizon=3)
     with pytest.raises(ValueError, match=r"policy.act_dim = 1 does not match task.action_dim = 2"):
-        lqr.rollout(task, LearnedStdPolicy(2, 1), episodes=2, horizon=3)
+        rollouts.rollout(task, LearnedStdPolicy(2, 1), episodes=2, horizon=3)
     with pytest.raises(ValueError, match="episodes and horizon must be positive"):
-        lqr.rollout(task, LearnedStdPolicy(2, 2), episodes=0, horizon=3)
+        rollouts.rollout(task, LearnedStdPolicy(2, 2), episodes=0, horizon=3)
     with pytest.raises(ValueError, match="noise_cov is only used with a gain"):
-        lqr.rollout(task, LearnedStdPolicy(2, 2), episodes=2, horizon=3, noise_cov=torch.eye(2))
+        rollouts.rollout(task, LearnedStdPolicy(2, 2), episodes=2, horizon=3, noise_cov=torch.eye(2))
 
 
 @settings(max_examples=20, deadline=None, derandomize=True)
@@ -371,7 +371,7 @@ def test_env_passes_the_gymnasium_checker_without_warnings() -> None:
     from gymnasium.utils.env_checker import check_env
 
     for task in (lqr.task_1d(), lqr.task_2d()):
-        env = lqr.make_env(task, horizon=20)
+        env = envs.make_env(task, horizon=20)
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             check_env(env, skip_render_check=True)
@@ -380,7 +380,7 @@ def test_env_passes_the_gymnasium_checker_without_warnings() -> None:
 def test_env_follows_the_task_and_truncates() -> None:
     gymnasium = pytest.importorskip("gymnasium")
     task = lqr.task_2d()
-    env = lqr.LQREnv(task, horizon=3)
+    env = envs.LQREnv(task, horizon=3)
     assert isinstance(env, gymnasium.Env)
     assert env.observation_space.dtype == np.float32 and env.action_space.shape == (2,)
     start = np.array([1.0, -2.0])
@@ -400,7 +400,7 @@ def test_env_follows_the_task_and_truncates() -> None:
 
 def test_env_is_seeded() -> None:
     pytest.importorskip("gymnasium")
-    env = lqr.make_env(lqr.task_2d())
+    env = envs.make_env(lqr.task_2d())
     assert env.horizon == lqr.task_2d().effective_horizon()
     first = [env.reset(seed=11)[0], env.step(np.zeros(2))[0]]
     second = [env.reset(seed=11)[0], env.step(np.zeros(2))[0]]
@@ -409,16 +409,19 @@ def test_env_is_seeded() -> None:
 
 
 def test_gymnasium_is_optional() -> None:
-    # In a fresh interpreter: importing pgnotes.lqr must not import gymnasium,
-    # and without gymnasium the environment fails with the install command.
+    # In a fresh interpreter: no module but pgnotes.envs imports gymnasium, and
+    # without gymnasium pgnotes.envs fails with the install command.
     code = textwrap.dedent(
         """
-        import sys
-        import pgnotes.lqr as lqr
-        assert "gymnasium" not in sys.modules, "pgnotes.lqr imported gymnasium"
+        import importlib, pkgutil, sys
+        import pgnotes
+        for info in pkgutil.iter_modules(pgnotes.__path__):
+            if info.name not in ("envs", "bandit"):
+                importlib.import_module("pgnotes." + info.name)
+        assert "gymnasium" not in sys.modules, "a pgnotes module other than envs imported gymnasium"
         sys.modules["gymnasium"] = None  # makes `import gymnasium` raise ImportError
         try:
-            lqr.LQREnv
+            import pgnotes.envs
         except ImportError as exc:
             assert "pip install" in str(exc), str(exc)
         else:
@@ -427,6 +430,13 @@ def test_gymnasium_is_optional() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+def test_moved_names_still_work_with_a_warning() -> None:
+    with pytest.warns(DeprecationWarning, match="pgnotes.rollouts.rollout"):
+        assert lqr.rollout is rollouts.rollout
+    with pytest.warns(DeprecationWarning, match="pgnotes.envs.make_env"):
+        assert lqr.make_env is envs.make_env
 
 
 def test_module_getattr_rejects_unknown_names() -> None:

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from pgnotes import lqr, reinforce
+from pgnotes import lqr, reinforce, rollouts
 from pgnotes.policies import CholeskyPolicy, FixedStdPolicy, LearnedStdPolicy, StateDependentStdPolicy
 
 F64 = torch.float64
@@ -54,7 +54,7 @@ def test_value_fit_recovers_a_representable_value_function() -> None:
 def test_per_episode_gradients_sum_to_the_batch_gradient() -> None:
     task = lqr.task_2d()
     policy = CholeskyPolicy(2, 2, dtype=F64)
-    batch = lqr.rollout(task, policy, episodes=6, horizon=5, generator=torch.Generator().manual_seed(2))
+    batch = rollouts.rollout(task, policy, episodes=6, horizon=5, generator=torch.Generator().manual_seed(2))
     weights = torch.randn(6, 5, generator=torch.Generator().manual_seed(3), dtype=F64)
     per_episode = reinforce.per_episode_gradients(policy, batch.states, batch.actions, weights)
     total = (weights * policy.log_prob(batch.states, batch.actions)).sum()

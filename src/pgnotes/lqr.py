@@ -36,6 +36,11 @@ rollouts must stop at a finite horizon :math:`H`, which drops the tail
 Monte Carlo check never has to argue about the truncation bias.
 
 Tensors of the task are float64; the closed forms are computed in float64.
+Sampling lives elsewhere: batched Monte Carlo rollouts in :mod:`pgnotes.rollouts`,
+a ``gymnasium`` environment in :mod:`pgnotes.envs`.
+
+The module is longer than most because the derivation of each closed form is
+in its docstring; it holds one concept, the task and its exact solution.
 
 References:
     Bertsekas, D. P. (2017). Dynamic Programming and Optimal Control, vol. I,
@@ -51,12 +56,13 @@ References:
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from pgnotes._validation import as_float_tensor, check_finite
+from pgnotes._validation import as_float_tensor, check_finite, check_symmetric
 
 __all__ = [
     "LQRTask",
@@ -71,11 +77,6 @@ __all__ = [
     "solve_riccati",
     "optimal_gain",
     "optimal_return",
-    "check_policy_matches",
-    "Rollout",
-    "rollout",
-    "make_env",
-    "LQREnv",
 ]
 
 
@@ -85,16 +86,16 @@ __all__ = [
 
 
 _FLOAT64_CPU = torch.empty(0, dtype=torch.float64)
+_SYMMETRY_RTOL = 1e-10
 
 
 def _symmetric_part_checked(name: str, matrix: torch.Tensor, *, definite: bool) -> torch.Tensor:
-    """Check that ``matrix`` is symmetric positive (semi)definite and return it."""
+    """Check that ``matrix`` is symmetric positive (semi)definite and return its symmetric part."""
+    # The same symmetry rule as every covariance in pgnotes (relative to the
+    # matrix's largest entry); 1e-10 is far above float64 rounding of sums of products.
+    check_symmetric(name, matrix, rtol=_SYMMETRY_RTOL)
     scale = float(matrix.abs().max()) if matrix.numel() else 0.0
-    # Relative tolerance: the matrices come from user input and sums of products,
-    # so exact symmetry cannot be demanded; 1e-10 is far above float64 rounding.
-    tol = 1e-10 * max(scale, 1.0)
-    if not torch.allclose(matrix, matrix.mT, rtol=0.0, atol=tol):
-        raise ValueError(f"{name} must be symmetric, got {matrix.tolist()}")
+    tol = _SYMMETRY_RTOL * max(scale, 1.0)
     eigenvalues = torch.linalg.eigvalsh(matrix)
     smallest = float(eigenvalues.min())
     if definite and not smallest > tol:
@@ -675,286 +676,22 @@ def optimal_return(task: LQRTask) -> torch.Tensor:
     return expected_return(task, optimal_gain(task))
 
 
-# --------------------------------------------------------------------------- #
-# Batched Monte Carlo rollouts
-# --------------------------------------------------------------------------- #
-
-
-def check_policy_matches(task: LQRTask, policy: Any) -> None:
-    """Raise ``ValueError`` unless the policy's dimensions fit the task's.
-
-    The policy must have ``obs_dim`` equal to ``task.state_dim`` and ``act_dim``
-    equal to ``task.action_dim``.
-    """
-    obs_dim = getattr(policy, "obs_dim", None)
-    act_dim = getattr(policy, "act_dim", None)
-    if obs_dim is None or act_dim is None:
-        raise ValueError(
-            f"policy must have integer attributes obs_dim and act_dim, got a {type(policy).__name__}"
-        )
-    if obs_dim != task.state_dim:
-        raise ValueError(
-            f"policy.obs_dim = {obs_dim} does not match task.state_dim = {task.state_dim}: "
-            "the policy observes the state of a different task"
-        )
-    if act_dim != task.action_dim:
-        raise ValueError(
-            f"policy.act_dim = {act_dim} does not match task.action_dim = {task.action_dim}: "
-            "the policy acts in a different action space"
-        )
-
-
-@dataclass(frozen=True)
-class Rollout:
-    r"""A batch of trajectories of a task.
-
-    Attributes:
-        states: :math:`s_0, \dots, s_{T-1}`, shape ``(episodes, T, n)``.
-        actions: :math:`a_0, \dots, a_{T-1}`, shape ``(episodes, T, k)``.
-        rewards: :math:`r_0, \dots, r_{T-1}`, shape ``(episodes, T)``.
-        final_states: :math:`s_T`, shape ``(episodes, n)``.
-        gamma: the task's discount factor.
-    """
-
-    states: torch.Tensor
-    actions: torch.Tensor
-    rewards: torch.Tensor
-    final_states: torch.Tensor
-    gamma: float
-
-    @property
-    def discounts(self) -> torch.Tensor:
-        r""":math:`\gamma^t` for :math:`t = 0, \dots, T-1`, shape ``(T,)``."""
-        T = self.rewards.shape[-1]
-        exponents = torch.arange(T, dtype=self.rewards.dtype, device=self.rewards.device)
-        return torch.as_tensor(self.gamma, dtype=self.rewards.dtype) ** exponents
-
-    @property
-    def discounted_return(self) -> torch.Tensor:
-        r"""Per-episode return :math:`\sum_{t<T} \gamma^t r_t`, shape ``(episodes,)``."""
-        return self.rewards @ self.discounts
-
-
-def _quadratic_form(x: torch.Tensor, M: torch.Tensor) -> torch.Tensor:
-    r""":math:`x^\top M x` over the last axis of ``x``."""
-    return (x.unsqueeze(-1) * M * x.unsqueeze(-2)).sum((-2, -1))
-
-
-def _policy_dtype_device(policy: Any) -> tuple[torch.dtype, torch.device]:
-    """The dtype and device of a policy's first floating tensor (float64 on CPU if none)."""
-    if isinstance(policy, torch.nn.Module):
-        for tensor in (*policy.parameters(), *policy.buffers()):
-            if tensor.is_floating_point():
-                return tensor.dtype, tensor.device
-    return torch.float64, torch.device("cpu")
-
-
-@torch.no_grad()
-def rollout(
-    task: LQRTask,
-    policy: Any,
-    *,
-    episodes: int,
-    horizon: int,
-    noise_cov: Any = None,
-    generator: torch.Generator | None = None,
-) -> Rollout:
-    r"""Simulate ``episodes`` independent trajectories of ``horizon`` steps at once.
-
-    The policy is either an object with ``obs_dim``, ``act_dim`` and
-    ``sample(obs, generator=None)`` (the :mod:`pgnotes.policies` classes), in
-    which case the rollout runs in the dtype of its parameters, or a gain
-    :math:`K` (tensor of shape ``(k, n)``), in which case actions are
-    :math:`a = -K s + \eta`, :math:`\eta \sim \mathcal{N}(0, S)` with
-    :math:`S` = ``noise_cov`` (zero if None), in float64.
-
-    Random numbers are drawn in a fixed order from ``generator`` (initial
-    states, then per step: action noise, process noise), so a seeded generator
-    reproduces the batch exactly. No gradient is recorded.
-
-    Args:
-        task: the task.
-        policy: a policy object or a gain.
-        episodes: number of trajectories.
-        horizon: number of steps :math:`T` (the return is truncated there; see
-            :meth:`LQRTask.effective_horizon`).
-        noise_cov: exploration covariance, only with a gain.
-        generator: source of randomness.
-
-    Returns:
-        A :class:`Rollout`.
-
-    Raises:
-        ValueError: on a dimension mismatch between policy and task, or
-            non-positive ``episodes`` or ``horizon``.
-    """
-    if int(episodes) < 1 or int(horizon) < 1:
-        raise ValueError(f"episodes and horizon must be positive, got episodes={episodes}, horizon={horizon}")
-    episodes, horizon = int(episodes), int(horizon)
-    if isinstance(policy, torch.Tensor) or not hasattr(policy, "sample"):
-        K = _gain_tensor(task, policy).detach()
-        S = _noise_tensor(task, noise_cov, K).detach()
-        if K.dim() != 2 or S.dim() != 2:
-            raise ValueError("rollout takes a single gain (k, n) and covariance (k, k), not a batch")
-        noise_root = _psd_sqrt(_symmetric_part_checked("noise_cov", S, definite=False))
-        dtype, device = torch.float64, K.device
-
-        def act(obs: torch.Tensor) -> torch.Tensor:
-            eps = torch.randn(obs.shape[0], task.action_dim, generator=generator, dtype=dtype, device=device)
-            return -obs @ K.mT + eps @ noise_root.mT
-
-    else:
-        if noise_cov is not None:
-            raise ValueError("noise_cov is only used with a gain; a policy object has its own noise")
-        check_policy_matches(task, policy)
-        dtype, device = _policy_dtype_device(policy)
-
-        def act(obs: torch.Tensor) -> torch.Tensor:
-            return policy.sample(obs, generator=generator)
-
-    A, B, Q, R = (m.to(dtype=dtype, device=device) for m in (task.A, task.B, task.Q, task.R))
-    w_root = _psd_sqrt(task.W).to(dtype=dtype, device=device)
-    x0_root = _psd_sqrt(task.X0).to(dtype=dtype, device=device)
-    n, k = task.state_dim, task.action_dim
-    state = task.x0_mean.to(dtype=dtype, device=device) + torch.randn(
-        episodes, n, generator=generator, dtype=dtype, device=device
-    ) @ x0_root.mT
-    states = torch.empty(episodes, horizon, n, dtype=dtype, device=device)
-    actions = torch.empty(episodes, horizon, k, dtype=dtype, device=device)
-    for t in range(horizon):
-        action = act(state)
-        states[:, t] = state
-        actions[:, t] = action
-        noise = torch.randn(episodes, n, generator=generator, dtype=dtype, device=device) @ w_root.mT
-        state = state @ A.mT + action @ B.mT + noise
-    # Once for the whole batch after the loop, which holds only what depends on
-    # the previous step; elementwise rather than a matrix product, as the inner
-    # dimension is tiny and a threaded BLAS call would cost more than the work.
-    rewards = -(_quadratic_form(states, Q) + _quadratic_form(actions, R))
-    return Rollout(states=states, actions=actions, rewards=rewards, final_states=state, gamma=task.gamma)
-
-
-# --------------------------------------------------------------------------- #
-# A gymnasium environment, built on first use
-# --------------------------------------------------------------------------- #
-
-_ENV_CLASS: type | None = None
-
-
-def _import_gymnasium() -> Any:
-    try:
-        import gymnasium
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "LQREnv needs gymnasium, which is an optional dependency of pgnotes: "
-            "pip install 'gymnasium>=1.0' (or pip install 'pgnotes[test]')"
-        ) from exc
-    return gymnasium
-
-
-def _build_env_class() -> type:
-    gymnasium = _import_gymnasium()
-    import numpy as np
-
-    class LQREnv(gymnasium.Env):
-        r"""A single linear-quadratic task as a ``gymnasium.Env``.
-
-        Observations are the state :math:`s_t` (float32); the reward is
-        :math:`-(s^\top Q s + a^\top R a)`; episodes never terminate and are
-        truncated after ``horizon`` steps. The simulation runs in float64 with
-        the environment's own ``np_random``, seeded by ``reset(seed=...)``.
-
-        The linear-quadratic task is defined for every action, so actions are
-        applied as given, without clipping. ``action_space`` is the box
-        :math:`[-b, b]^k` with :math:`b` = ``action_bound``, a nominal range for
-        samplers and checkers (the default :math:`b = 1` is the normalised box
-        that ``gymnasium.utils.env_checker.check_env`` recommends); wrap the
-        environment in ``gymnasium.wrappers.ClipAction`` to enforce it. The
-        observation space is the whole float32 range.
-
-        Args:
-            task: the task.
-            horizon: episode length; ``task.effective_horizon()`` if None.
-            action_bound: half-width :math:`b` of the nominal action box.
-        """
-
-        metadata: dict[str, Any] = {"render_modes": []}
-
-        def __init__(self, task: LQRTask, horizon: int | None = None, action_bound: float = 1.0) -> None:
-            super().__init__()
-            if not isinstance(task, LQRTask):
-                raise ValueError(f"task must be an LQRTask, got {type(task).__name__}")
-            self.task = task
-            self.horizon = task.effective_horizon() if horizon is None else int(horizon)
-            if self.horizon < 1:
-                raise ValueError(f"horizon must be a positive number of steps, got {horizon}")
-            if not action_bound > 0:
-                raise ValueError(f"action_bound must be > 0, got {action_bound}")
-            n, k = task.state_dim, task.action_dim
-            big = np.finfo(np.float32).max
-            self.observation_space = gymnasium.spaces.Box(low=-big, high=big, shape=(n,), dtype=np.float32)
-            self.action_space = gymnasium.spaces.Box(
-                low=-float(action_bound), high=float(action_bound), shape=(k,), dtype=np.float32
-            )
-            self._A, self._B, self._Q, self._R = (m.numpy() for m in (task.A, task.B, task.Q, task.R))
-            self._w_root = _psd_sqrt(task.W).numpy()
-            self._x0_root = _psd_sqrt(task.X0).numpy()
-            self._x0_mean = task.x0_mean.numpy()
-            self._state = np.zeros(n)
-            self._t = 0
-
-        def reset(
-            self, *, seed: int | None = None, options: dict[str, Any] | None = None
-        ) -> tuple[Any, dict[str, Any]]:
-            r"""Draw :math:`s_0 \sim \mathcal{N}(m_0, X_0)`; ``options`` may give ``{"state": s0}``."""
-            super().reset(seed=seed)
-            if options is not None and "state" in options:
-                state = np.asarray(options["state"], dtype=np.float64).reshape(-1)
-                if state.shape != (self.task.state_dim,):
-                    raise ValueError(
-                        f'options["state"] must have shape ({self.task.state_dim},), got {state.shape}'
-                    )
-                self._state = state.copy()
-            else:
-                eps = self.np_random.standard_normal(self.task.state_dim)
-                self._state = self._x0_mean + self._x0_root @ eps
-            self._t = 0
-            return self._state.astype(np.float32), {}
-
-        def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
-            """Apply ``action`` (unclipped); return ``(obs, reward, terminated, truncated, info)``."""
-            u = np.asarray(action, dtype=np.float64).reshape(-1)
-            if u.shape != (self.task.action_dim,):
-                raise ValueError(f"action must have shape ({self.task.action_dim},), got {np.shape(action)}")
-            s = self._state
-            cost = float(s @ self._Q @ s + u @ self._R @ u)
-            noise = self._w_root @ self.np_random.standard_normal(self.task.state_dim)
-            self._state = self._A @ s + self._B @ u + noise
-            self._t += 1
-            truncated = self._t >= self.horizon
-            return self._state.astype(np.float32), -cost, False, truncated, {"cost": cost}
-
-    LQREnv.__module__ = __name__
-    LQREnv.__qualname__ = "LQREnv"
-    return LQREnv
-
-
-def make_env(task: LQRTask, horizon: int | None = None, action_bound: float = 1.0) -> Any:
-    """A ``gymnasium.Env`` for ``task``; see :class:`LQREnv` (needs gymnasium)."""
-    return __getattr__("LQREnv")(task, horizon=horizon, action_bound=action_bound)
+# Names that moved to :mod:`pgnotes.rollouts` and :mod:`pgnotes.envs`: still
+# importable from here for one release, with a DeprecationWarning.
+_MOVED = {
+    "check_policy_matches": "rollouts",
+    "Rollout": "rollouts",
+    "rollout": "rollouts",
+    "make_env": "envs",
+    "LQREnv": "envs",
+}
 
 
 def __getattr__(name: str) -> Any:
-    # gymnasium is optional: the environment class is built on first access so
-    # that importing this module never needs it.
-    global _ENV_CLASS
-    if name == "LQREnv":
-        if _ENV_CLASS is None:
-            _ENV_CLASS = _build_env_class()
-        return _ENV_CLASS
+    if name in _MOVED:
+        import importlib
+
+        module = _MOVED[name]
+        warnings.warn(f"pgnotes.lqr.{name} has moved to pgnotes.{module}.{name}", DeprecationWarning, stacklevel=2)
+        return getattr(importlib.import_module(f"pgnotes.{module}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    # Lists the lazily built LQREnv too, for dir(), completion and autodoc.
-    return sorted({*globals(), "LQREnv"})

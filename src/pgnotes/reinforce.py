@@ -71,7 +71,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
-from pgnotes import lqr
+from pgnotes import lqr, rollouts
 from pgnotes.policies import GaussianPolicy
 
 __all__ = [
@@ -263,12 +263,12 @@ class GradientEstimate:
     variance: float
     sample_return: float
     sample_return_se: float
-    rollout: lqr.Rollout
+    rollout: rollouts.Rollout
 
 
 def _estimate_from_rollout(
     policy: nn.Module,
-    rollout: lqr.Rollout,
+    rollout: rollouts.Rollout,
     baseline: str,
     value_weights: torch.Tensor | None,
 ) -> tuple[GradientEstimate, torch.Tensor]:
@@ -344,17 +344,17 @@ def estimate_gradient(
         A :class:`GradientEstimate`.
     """
     _check_baseline(baseline)
-    lqr.check_policy_matches(task, policy)
+    rollouts.check_policy_matches(task, policy)
     horizon = task.effective_horizon() if horizon is None else int(horizon)
     if int(episodes) < 2:
         raise ValueError(f"episodes must be at least 2 (for the baseline and the variance), got {episodes}")
     with _intra_op_threads(num_threads):
         value_weights = None
         if baseline == "learned":
-            pilot = lqr.rollout(task, policy, episodes=episodes, horizon=horizon, generator=generator)
+            pilot = rollouts.rollout(task, policy, episodes=episodes, horizon=horizon, generator=generator)
             pilot_rtg = reward_to_go(pilot.rewards, pilot.gamma)
             value_weights = fit_value_weights(value_features(pilot.states, horizon), pilot_rtg)
-        batch = lqr.rollout(task, policy, episodes=episodes, horizon=horizon, generator=generator)
+        batch = rollouts.rollout(task, policy, episodes=episodes, horizon=horizon, generator=generator)
         return _estimate_from_rollout(policy, batch, baseline, value_weights)[0]
 
 
@@ -395,7 +395,7 @@ def exact_gradient(
         ValueError: if the mean is not linear, the covariance depends on the
             state, or (infinite horizon) the closed loop is unstable.
     """
-    lqr.check_policy_matches(task, policy)
+    rollouts.check_policy_matches(task, policy)
     cov = policy.noise_covariance()
     if cov is None:
         raise ValueError("the exact return needs a covariance that does not depend on the state")
@@ -575,7 +575,7 @@ def train(
             the exception carries the history so far, and the policy keeps its
             last finite parameters.
     """
-    lqr.check_policy_matches(task, policy)
+    rollouts.check_policy_matches(task, policy)
     _check_baseline(baseline)
     if not isinstance(iterations, int) or iterations < 1:
         raise ValueError(f"iterations must be a positive integer, got {iterations!r}")
@@ -633,7 +633,7 @@ def _train(
     value_weights: torch.Tensor | None = None
     named = dict(policy.named_parameters())
     for i in range(iterations):
-        batch = lqr.rollout(task, policy, episodes=episodes_per_batch, horizon=horizon, generator=generator)
+        batch = rollouts.rollout(task, policy, episodes=episodes_per_batch, horizon=horizon, generator=generator)
         if not bool(torch.isfinite(batch.rewards).all()):
             raise TrainingDivergedError(_divergence_message("the sampled returns are not finite", i, lr), i, history)
         estimate, rtg = _estimate_from_rollout(policy, batch, baseline, value_weights)
