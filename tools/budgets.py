@@ -36,7 +36,7 @@ import time
 import nbformat
 import psutil
 
-from notebooks import toc_docnames  # tools/notebooks.py, beside this script
+from tools.notebooks import toc_docnames
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 KERNEL_NAME = "python3"
