@@ -3,8 +3,8 @@
 
 Usage (from the repository root)::
 
-    python tools/budgets.py                  # every notebook of _toc.yml
-    python tools/budgets.py book/x.ipynb     # only these
+    python -m tools.budgets                  # every notebook of _toc.yml
+    python -m tools.budgets book/x.ipynb     # only these
 
 Each chapter runs top to bottom in a fresh kernel limited to one CPU and one thread (OMP, MKL,
 OpenBLAS and so PyTorch's intra-op pool; the kernel is also pinned to one core where the system
