@@ -150,6 +150,26 @@ def rollout(
         def act(obs: torch.Tensor) -> torch.Tensor:
             return policy.sample(obs, generator=generator)
 
+        # The states below are built here in the policy's dtype and shape, so the
+        # policy need not re-validate them at every step.
+        trusted = getattr(policy, "_observations_validated", None)
+        if trusted is not None:
+            with trusted():
+                return _simulate(task, act, episodes, horizon, dtype, device, generator)
+
+    return _simulate(task, act, episodes, horizon, dtype, device, generator)
+
+
+def _simulate(
+    task: LQRTask,
+    act: Any,
+    episodes: int,
+    horizon: int,
+    dtype: torch.dtype,
+    device: torch.device,
+    generator: torch.Generator | None,
+) -> Rollout:
+    """The time loop of :func:`rollout`, on validated arguments."""
     A, B, Q, R = (m.to(dtype=dtype, device=device) for m in (task.A, task.B, task.Q, task.R))
     w_root = _psd_sqrt(task.W).to(dtype=dtype, device=device)
     x0_root = _psd_sqrt(task.X0).to(dtype=dtype, device=device)
