@@ -54,7 +54,8 @@ test-build: $(STAMP)
 	mkdir -p $(REPORTS)
 	$(BIN)/jupyter-book build . --builder html -W -n --keep-going 2>&1 | tee $(REPORTS)/book-build.log
 
-# Every page of _build/html in headless Chromium; tools/ensure_browser.sh installs Chromium and MathJax if missing.
+# Every page of _build/html in headless Chromium, with every request beyond the local server refused
+# (the book ships its MathJax); tools/ensure_browser.sh installs Chromium if missing.
 # It needs the book that test-build makes, so `make -j test` runs it after the build.
 test-browser: test-build
 	mkdir -p $(REPORTS)
