@@ -401,3 +401,35 @@ def test_lqr_fisher_refuses_a_degenerate_state_distribution():
                        R=torch.eye(1), W=torch.zeros(2, 2), X0=torch.zeros(2, 2), gamma=0.9)
     with pytest.raises(ValueError, match="discounted state second moment"):
         fisher.lqr_fisher(task, torch.zeros(1, 2, dtype=F64), torch.eye(1, dtype=F64))
+
+
+def test_lqr_compatible_fit_estimates_the_scaled_natural_gradient():
+    # Over 40 independent batches the mean estimate must be within 5 standard errors of (1 - gamma) F^-1 grad J_T,
+    # the natural gradient of the return truncated at the batch's horizon (here long enough that the tail is negligible).
+    from pgnotes import rollouts
+
+    task, gain, noise_cov = policy_2d()
+    horizon = 2 * task.effective_horizon()
+    generator = seeded(13)
+    estimates = torch.stack([
+        fisher.lqr_compatible_fit(task, gain, noise_cov,
+                                  rollouts.rollout(task, gain, episodes=64, horizon=horizon, noise_cov=noise_cov, generator=generator)).reshape(-1)
+        for _ in range(40)
+    ])
+    natural_gain, _ = fisher.lqr_natural_gradient(task, gain, noise_cov)
+    from pgnotes.monte_carlo import z_score
+
+    z = z_score(estimates, (1 - task.gamma) * natural_gain.reshape(-1))
+    assert z.abs().max() < Z_BOUND, z
+
+
+def test_lqr_compatible_fit_bad_batch():
+    from pgnotes import rollouts
+
+    task, gain, noise_cov = policy_2d()
+    batch = rollouts.rollout(task, gain, episodes=2, horizon=5, noise_cov=noise_cov, generator=seeded(0))
+    with pytest.raises(ValueError, match="noise_cov"):
+        fisher.lqr_compatible_fit(task, gain, None, batch)
+    bad = rollouts.Rollout(batch.states[..., :1], batch.actions, batch.rewards, batch.final_states, batch.gamma)
+    with pytest.raises(ValueError, match="batch"):
+        fisher.lqr_compatible_fit(task, gain, noise_cov, bad)

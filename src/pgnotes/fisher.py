@@ -86,7 +86,7 @@ from typing import Any
 
 import torch
 
-from pgnotes import action_values
+from pgnotes import action_values, reinforce
 from pgnotes._validation import (
     as_float_tensor,
     broadcast_shapes,
@@ -122,6 +122,7 @@ __all__ = [
     "lqr_policy_gradient",
     "lqr_fisher",
     "lqr_natural_gradient",
+    "lqr_compatible_fit",
 ]
 
 
@@ -742,3 +743,40 @@ def lqr_natural_gradient(task: LQRTask, gain: Any, noise_cov: Any) -> tuple[torc
     grad_gain, grad_cov = lqr_policy_gradient(task, K, S)
     natural_gain = natural_gradient(lqr_fisher(task, K, S), grad_gain.reshape(-1)).reshape(K.shape)
     return natural_gain, 2.0 * S @ grad_cov @ S
+
+
+def lqr_compatible_fit(task: LQRTask, gain: Any, noise_cov: Any, batch: Any) -> torch.Tensor:
+    r"""The natural actor-critic's estimate of :math:`(1 - \gamma) F^{-1} \nabla_K J` from one batch of rollouts.
+
+    Fits the discounted rewards-to-go :math:`G_t` by least squares, each
+    square weighted by :math:`\gamma^t` (the weights of :math:`d^\pi`), with the
+    compatible critic plus a value function,
+    :math:`G_t \approx w^\top \psi_t + v^\top \phi_V(s_t, t)`, where
+    :math:`\psi_t = \operatorname{vec}(-S^{-1}\eta_t s_t^\top)` and :math:`\phi_V` are
+    :func:`pgnotes.reinforce.value_features`. As :math:`\mathbb{E}[\psi_t \mid s_t] = 0`,
+    the value part takes what the state explains and :math:`w` estimates the
+    compatible weights of :func:`compatible_weights` (Peters and Schaal 2008).
+
+    Args:
+        task: the task.
+        gain: :math:`K` that generated the batch, shape ``(k, n)``.
+        noise_cov: :math:`S`, positive definite, shape ``(k, k)``.
+        batch: a :class:`pgnotes.rollouts.Rollout` of the policy :math:`a = -K s + \eta`.
+
+    Returns:
+        :math:`w` as a ``(k, n)`` matrix, the shape of the gain.
+    """
+    K, S = _lqr_policy(task, gain, noise_cov)
+    states, actions = batch.states.to(torch.float64), batch.actions.to(torch.float64)
+    if states.dim() != 3 or states.shape[-1] != task.state_dim or actions.shape[:-1] != states.shape[:-1]:
+        raise ValueError(f"batch must hold states (N, T, {task.state_dim}) and actions (N, T, {task.action_dim})")
+    eta = actions + states @ K.mT
+    psi = -torch.linalg.solve(S, eta.unsqueeze(-1)) * states.unsqueeze(-2)
+    horizon = states.shape[1]
+    features = torch.cat([psi.flatten(-2), reinforce.value_features(states, horizon)], -1)
+    targets = reinforce.reward_to_go(batch.rewards.to(torch.float64), task.gamma)
+    root_weight = batch.discounts.to(torch.float64).sqrt()[None, :, None]
+    solution = torch.linalg.lstsq(
+        (features * root_weight).flatten(0, 1), (targets.unsqueeze(-1) * root_weight).flatten(0, 1), driver="gelsd"
+    ).solution
+    return solution[: K.numel()].reshape(K.shape)
