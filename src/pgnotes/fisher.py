@@ -237,7 +237,7 @@ def normal_fisher(std: torch.Tensor | float) -> torch.Tensor:
         std: :math:`\sigma > 0`, any shape.
 
     Returns:
-        Shape ``(*std.shape, 2, 2)``, rows and columns in the order :math:`(\mu, \sigma)`.
+        A tensor of shape ``(*std.shape, 2, 2)``, rows and columns in the order :math:`(\mu, \sigma)`.
     """
     (std,) = _as_tensors(std=std)
     check_positive("std", std)
@@ -252,7 +252,7 @@ def normal_fisher_log_std(log_std: torch.Tensor | float) -> torch.Tensor:
         log_std: :math:`\log\sigma`, any shape.
 
     Returns:
-        Shape ``(*log_std.shape, 2, 2)``, order :math:`(\mu, \log\sigma)`.
+        A tensor of shape ``(*log_std.shape, 2, 2)``, order :math:`(\mu, \log\sigma)`.
     """
     (log_std,) = _as_tensors(log_std=log_std)
     return _two_by_two(torch.exp(-2.0 * log_std), torch.full_like(log_std, 2.0))
@@ -267,7 +267,7 @@ def diag_fisher(log_std: torch.Tensor | float) -> torch.Tensor:
         log_std: shape ``(..., k)``.
 
     Returns:
-        Shape ``(..., 2k, 2k)``, in the order of :func:`pgnotes.gaussian.diag_score`'s outputs.
+        A tensor of shape ``(..., 2k, 2k)``, in the order of :func:`pgnotes.gaussian.diag_score`'s outputs.
     """
     (log_std,) = _as_tensors(log_std=log_std)
     _check_event_axis(log_std.shape, "log_std")
@@ -285,7 +285,7 @@ def mvn_fisher_mean(cov: torch.Tensor, jacobian: torch.Tensor) -> torch.Tensor:
         jacobian: :math:`J`, shape ``(..., k, p)``.
 
     Returns:
-        Shape ``(..., p, p)``.
+        A tensor of shape ``(..., p, p)``.
     """
     cov, jacobian = _as_tensors(cov=cov, jacobian=jacobian)
     check_min_dim("jacobian", jacobian, 2, "(k, p): one row per action component")
@@ -342,7 +342,7 @@ def mvn_fisher_cov_matrix(cov: torch.Tensor) -> torch.Tensor:
         cov: :math:`\Sigma`, shape ``(..., k, k)``.
 
     Returns:
-        Shape ``(..., m, m)``, :math:`m = k(k+1)/2`.
+        A tensor of shape ``(..., m, m)``, :math:`m = k(k+1)/2`.
     """
     (cov,) = _as_tensors(cov=cov)
     factor = _cholesky_of("cov", cov)
@@ -363,7 +363,7 @@ def mvn_fisher_tril(scale_tril: torch.Tensor) -> torch.Tensor:
         scale_tril: :math:`L`, lower triangular with a positive diagonal, shape ``(..., k, k)``.
 
     Returns:
-        Shape ``(..., m, m)``, :math:`m = k(k+1)/2`.
+        A tensor of shape ``(..., m, m)``, :math:`m = k(k+1)/2`.
     """
     (scale_tril,) = _as_tensors(scale_tril=scale_tril)
     _check_tril("scale_tril", scale_tril)
@@ -559,7 +559,7 @@ def empirical_fisher(scores: Any) -> torch.Tensor:
         scores: shape ``(N, p)``.
 
     Returns:
-        Shape ``(p, p)``, symmetric.
+        A tensor of shape ``(p, p)``, symmetric.
     """
     psi = _sample_matrix("scores", scores)
     return psi.mT @ psi / psi.shape[0]
@@ -582,7 +582,7 @@ def natural_gradient(fisher: Any, gradient: Any, damping: float = 0.0) -> torch.
         damping: :math:`\lambda \ge 0`, the Tikhonov damping of TRPO and K-FAC.
 
     Returns:
-        Shape: the broadcast of ``gradient`` and the batch of ``fisher``, ``(..., p)``.
+        A tensor with the broadcast shape of ``gradient`` and the batch of ``fisher``, ``(..., p)``.
     """
     fisher, gradient = _as_tensors(fisher=fisher, gradient=gradient)
     lam = _check_damping(damping)
@@ -714,7 +714,7 @@ def lqr_fisher(task: LQRTask, gain: Any, noise_cov: Any) -> torch.Tensor:
     and the cross block is zero.
 
     Returns:
-        Shape ``(k n, k n)``.
+        A tensor of shape ``(k n, k n)``.
 
     Raises:
         ValueError: if :math:`M_d` is singular (the states do not excite every
