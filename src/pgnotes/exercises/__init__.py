@@ -23,9 +23,9 @@ another device, or modifies its inputs in place is a failed case with a message;
 submission that calls the reference implementation of the exercise it is graded on, and returns the
 :class:`CheckResult`, whose ``score`` (the fraction of cases passed) gives partial credit.
 
-The exercises are registered beside the concept they check, in :mod:`pgnotes.exercises.gaussian`,
-:mod:`pgnotes.exercises.estimators` and :mod:`pgnotes.exercises.reinforce`; looking up a name
-imports only its module. Other code adds exercises with :func:`register`.
+The exercises are registered beside the concept they check, in ``pgnotes.exercises.gaussian``,
+``pgnotes.exercises.estimators`` and ``pgnotes.exercises.reinforce``; looking up a name imports only
+its module. Other code adds exercises with :func:`register`.
 """
 
 from pgnotes.exercises._checking import (
