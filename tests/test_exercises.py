@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from pgnotes import estimators, exercises, gaussian
-from pgnotes.exercises import _catalogue, _checking
+from pgnotes.exercises import _catalogue, _registry
 
 REQUIRED = ["normal_score", "diag_log_prob", "diag_score", "mvn_score", "tanh_log_abs_det_jacobian"]
 
@@ -156,7 +156,7 @@ def test_register_adds_a_checker_and_refuses_silent_replacement(capsys):
         exercises.register(name, "replaced", lambda x: 3 * x, make_cases, (0.0, 0.0), replace=True)
         assert exercises.available()[name] == "replaced"
     finally:
-        _checking._REGISTRY.pop(name, None)
+        _registry._REGISTRY.pop(name, None)
 
 
 def test_cases_are_reproducible_and_cover_broadcasting():
@@ -215,7 +215,7 @@ def test_an_exercise_without_cases_cannot_pass():
         with pytest.raises(exercises.CheckFailed, match="has no cases, so nothing was checked"):
             exercises.check(name, lambda x: x)
     finally:
-        _checking._REGISTRY.pop(name, None)
+        _registry._REGISTRY.pop(name, None)
 
 
 def test_the_printed_line_is_not_shown_twice_in_a_notebook(capsys):
@@ -386,7 +386,7 @@ def test_every_exercise_can_be_described(name):
 
 def test_the_catalogue_lists_exactly_what_each_module_registers():
     for module, names in _catalogue.MODULES.items():
-        registered = [n for n, e in _checking._REGISTRY.items() if e.make_cases.__module__ == module]
+        registered = [n for n, e in _registry._REGISTRY.items() if e.make_cases.__module__ == module]
         assert registered == list(names), module
     assert sorted(exercises.available()) == sorted(n for names in _catalogue.MODULES.values() for n in names)
 
@@ -401,7 +401,8 @@ def _modules_after(*steps: str) -> list[set[str]]:
 
 def test_importing_the_checkers_does_not_import_the_package():
     imported, looked_up = _modules_after("from pgnotes import exercises", "exercises.get('reward_to_go')")
-    assert imported == {"pgnotes", "pgnotes.exercises", "pgnotes.exercises._checking", "pgnotes.exercises._catalogue"}
+    mechanism = {"_catalogue", "_checking", "_describe", "_registry"}
+    assert imported == {"pgnotes", "pgnotes.exercises"} | {f"pgnotes.exercises.{name}" for name in mechanism}
     assert {"pgnotes.exercises.reinforce", "pgnotes.reinforce"} <= looked_up
     assert not {"pgnotes.exercises.gaussian", "pgnotes.exercises.estimators", "pgnotes.estimators"} & looked_up
 

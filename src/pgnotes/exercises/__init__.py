@@ -28,21 +28,9 @@ The exercises are registered beside the concept they check, in ``pgnotes.exercis
 its module. Other code adds exercises with :func:`register`.
 """
 
-from pgnotes.exercises._checking import (
-    DEFAULT_TIMEOUT,
-    Case,
-    CaseResult,
-    CheckFailed,
-    CheckResult,
-    Exercise,
-    ExerciseDescription,
-    available,
-    check,
-    describe,
-    get,
-    grade,
-    register,
-)
+from pgnotes.exercises._checking import DEFAULT_TIMEOUT, CaseResult, CheckFailed, CheckResult, check, grade
+from pgnotes.exercises._describe import ExerciseDescription, describe
+from pgnotes.exercises._registry import Case, Exercise, available, get, register
 
 __all__ = [
     "DEFAULT_TIMEOUT",

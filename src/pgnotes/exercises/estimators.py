@@ -7,7 +7,7 @@ from typing import Any
 import torch
 
 from pgnotes import estimators
-from pgnotes.exercises._checking import Case, register
+from pgnotes.exercises._registry import Case, register
 from pgnotes.exercises._inputs import ELEMENTWISE, positive, randn
 
 

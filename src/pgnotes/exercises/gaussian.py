@@ -10,7 +10,7 @@ import torch
 
 from pgnotes import gaussian
 from pgnotes.check import random_spd
-from pgnotes.exercises._checking import Case, register
+from pgnotes.exercises._registry import Case, register
 from pgnotes.exercises._inputs import ELEMENTWISE, MATRIX, positive, randn
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pgnotes import reinforce
-from pgnotes.exercises._checking import Case, register
+from pgnotes.exercises._registry import Case, register
 from pgnotes.exercises._inputs import ELEMENTWISE, positive, randn
 
 
