@@ -46,6 +46,29 @@ def test_reparameterised_rollout_simulates_the_episodes_of_rollouts():
     assert noise.action_noise.shape == (7, 12, 2) and noise.process_noise.shape == (7, 12, 2)
 
 
+def test_episode_noise_has_the_documented_shapes_and_distributions():
+    # s_0 ~ N(m_0, X_0), eps_t ~ N(0, I), w_t ~ N(0, W), with correlated X_0 and W and a nonzero m_0,
+    # so that the square root of the wrong matrix, or a missing mean, would show.
+    eye = torch.eye(2, dtype=F64)
+    W = torch.tensor([[0.2, 0.05], [0.05, 0.1]], dtype=F64)
+    X0 = torch.tensor([[1.0, 0.3], [0.3, 0.5]], dtype=F64)
+    m0 = torch.tensor([1.0, -2.0], dtype=F64)
+    task = lqr.LQRTask(A=eye, B=eye, Q=eye, R=eye, W=W, X0=X0, gamma=0.9, x0_mean=m0)
+    noise = pathwise.draw_episode_noise(task, episodes=20000, horizon=3, generator=seeded(12))
+    assert noise.initial_states.shape == (20000, 2)
+    assert noise.action_noise.shape == (20000, 3, 2) and noise.process_noise.shape == (20000, 3, 2)
+    samples = {
+        "initial_states": (noise.initial_states, m0, X0),
+        "action_noise": (noise.action_noise.reshape(-1, 2), torch.zeros(2, dtype=F64), eye),
+        "process_noise": (noise.process_noise.reshape(-1, 2), torch.zeros(2, dtype=F64), W),
+    }
+    for name, (values, mean, cov) in samples.items():
+        assert monte_carlo.z_score(values, mean).abs().max() < 5, name
+        centred = values - mean  # the known mean: each product is an unbiased sample of the covariance
+        products = centred.unsqueeze(2) * centred.unsqueeze(1)
+        assert monte_carlo.z_score(products, cov).abs().max() < 5, name
+
+
 def test_model_estimates_are_the_derivatives_of_each_episode_return():
     # Independent of autograd: central finite differences of one episode's return,
     # same noise, in every parameter direction.

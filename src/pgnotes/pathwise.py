@@ -10,16 +10,19 @@ can flow *along the path* from the objective back to :math:`\theta`:
   :math:`s_{t+1} = A s_t + B a_t + w_t` and the reward are known and
   differentiable, the whole discounted return of an episode is a function of
   :math:`\theta` and of the noises :math:`(s_0, \varepsilon_t, w_t)`, and
-  backpropagation through time gives one unbiased estimate of
-  :math:`\nabla_\theta J_T` per episode (Heess et al. 2015, SVG(:math:`\infty`));
+  backpropagation through time gives one estimate of :math:`\nabla_\theta J_T` per
+  episode (Heess et al. 2015, SVG(:math:`\infty`)), unbiased when differentiation
+  and expectation may be swapped (see :func:`model_gradient_estimates`);
 - **through a critic** (:func:`critic_gradient_estimates`): with an action
   value :math:`Q(s, a)`, the per-state estimate
   :math:`\nabla_\theta Q(s, a_\theta(s, \varepsilon))
   = (\partial a / \partial \theta)^\top \nabla_a Q(s, a)`, optionally with
   SAC's entropy term :math:`-\alpha \log \pi_\theta(a_\theta \mid s)`
-  differentiated along the path too (Haarnoja et al. 2018). With the exact
-  :math:`Q^\pi` and states weighted by :math:`\gamma^t`, its mean is the policy
-  gradient;
+  differentiated along the path too (the :math:`\alpha`-weighted actor loss of
+  Haarnoja et al. 2018b). With the exact :math:`Q^\pi` and the states of the
+  policy's own episodes weighted by :math:`\gamma^t`, its mean is the policy
+  gradient; states averaged without the :math:`\gamma^t` (a replay buffer) give
+  another vector, even with the exact :math:`Q^\pi`;
 - **deterministic** (:func:`deterministic_policy_gradient_estimates`): the same at
   :math:`\varepsilon = 0`, :math:`\nabla_\theta \mu_\theta(s)^\top \nabla_a
   Q(s, a)|_{a = \mu_\theta(s)}` (Silver et al. 2014).
@@ -45,6 +48,12 @@ References:
 
     Haarnoja, T., Zhou, A., Abbeel, P. and Levine, S. (2018). Soft actor-critic.
     ICML.
+
+    Haarnoja, T., Zhou, A., Hartikainen, K., Tucker, G., Ha, S., Tan, J., Kumar, V.,
+    Zhu, H., Gupta, A., Abbeel, P. and Levine, S. (2018b). Soft actor-critic
+    algorithms and applications. arXiv:1812.05905.
+
+    Nota, C. and Thomas, P. S. (2020). Is the policy gradient a gradient? AAMAS.
 
     Mohamed, S., Rosca, M., Figurnov, M. and Mnih, A. (2020). Monte Carlo gradient
     estimation in machine learning. JMLR 21(132).
@@ -321,12 +330,17 @@ def model_gradient_estimates(
 
        g_i = \nabla_\theta \sum_{t=0}^{T-1} \gamma^t r\bigl(s_t(\theta, \xi_i), a_t(\theta, \xi_i)\bigr),
 
-    the derivative of the episode's return with the noise held fixed. Because
-    :math:`\xi` does not depend on :math:`\theta`, and the return is a smooth
-    function of :math:`\theta` for each :math:`\xi`,
-    :math:`\mathbb{E}[g_i] = \nabla_\theta J_T`: each :math:`g_i` is unbiased for the
-    gradient of the return truncated at :math:`T` (for a linear policy,
-    :func:`pgnotes.reinforce.exact_gradient` with ``horizon=T``).
+    the derivative of the episode's return with the noise held fixed. The
+    distribution of :math:`\xi` does not depend on :math:`\theta`, which is needed
+    but not enough for :math:`\mathbb{E}[g_i] = \nabla_\theta J_T`; a sufficient
+    condition is that, for almost every :math:`\xi`, the return is differentiable
+    in :math:`\theta` on a fixed ball around it with a gradient bounded there by
+    some :math:`b(\xi)` of finite mean (dominated convergence). For a linear
+    policy (mean :math:`-Ks`, covariance independent of the state) on a task of
+    :mod:`pgnotes.lqr`, the return is a polynomial in the Gaussian :math:`\xi` whose
+    coefficients are smooth in :math:`\theta`, so the condition holds and
+    :math:`g_i` is unbiased for the gradient of the return truncated at :math:`T`,
+    :func:`pgnotes.reinforce.exact_gradient` with ``horizon=T``.
 
     Args:
         task: the task (its dynamics and reward are the model differentiated).
@@ -473,13 +487,16 @@ def critic_gradient_estimates(
        - \alpha \frac{\mathrm{d}}{\mathrm{d}\theta} \log \pi_\theta\bigl(a_\theta(s, \varepsilon) \mid s\bigr),
 
     the negative of the gradient of SAC's actor loss
-    :math:`\alpha \log \pi_\theta(a \mid s) - Q(s, a)` (Haarnoja et al. 2018, eq. 13),
+    :math:`\alpha \log \pi_\theta(a \mid s) - Q(s, a)` (in the :math:`\alpha`-weighted
+    form of Haarnoja et al. 2018b),
     where the critic is a fixed function (its parameters are not
     differentiated) and the log-density is differentiated totally, through
     the action as well. With :math:`\alpha = 0` (the default) and
     :math:`Q = Q^\pi`, states drawn from the policy's own episodes and weighted
     by :math:`\gamma^t`, the mean of :math:`\sum_t \gamma^t g(s_t, \varepsilon_t)` is
-    the policy gradient :math:`\nabla_\theta J`.
+    the policy gradient :math:`\nabla_\theta J`; without the :math:`\gamma^t` it is
+    in general another vector (Nota and Thomas 2020 show it for the
+    score-function form).
 
     The critic is called once, on the whole batch, outside any ``torch.func``
     transform, so it may validate its arguments and be any differentiable
