@@ -374,9 +374,14 @@ def check_real(
     if not _is_number(value):
         raise ValueError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
     number = float(value)
-    left = "(" if low_open else "["
-    right = ")" if high_open else "]"
-    wanted = f"a finite number in {left}{'-inf' if low is None else f'{low:g}'}, {'inf' if high is None else f'{high:g}'}{right}"
+    if low is not None and high is not None:
+        wanted = f"a finite number in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    elif low is not None:
+        wanted = f"a finite number {'>' if low_open else '>='} {low:g}"
+    elif high is not None:
+        wanted = f"a finite number {'<' if high_open else '<='} {high:g}"
+    else:
+        wanted = "a finite number"
     if not math.isfinite(number):
         raise ValueError(f"{name} must be {wanted}, got {number}")
     if low is not None and (number < low or (low_open and number == low)):
