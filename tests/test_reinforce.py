@@ -251,7 +251,9 @@ def test_training_is_deterministic_given_the_seed() -> None:
 def test_history_fields_and_helpers() -> None:
     task = lqr.task_1d()
     policy = StateDependentStdPolicy(1, 1)
-    history = reinforce.train(task, policy, iterations=6, episodes_per_batch=16, horizon=20, seed=2)
+    history = reinforce.train(
+        task, policy, iterations=6, episodes_per_batch=16, horizon=20, seed=2, record_gradient_variance=True
+    )
     assert len(history) == 6
     assert history.episodes == [16 * (i + 1) for i in range(6)]
     for name in ("exact_return_mean", "sample_return", "sample_return_se", "grad_variance", "grad_norm", "mean_std"):
@@ -311,7 +313,7 @@ def test_callback_sees_each_iteration() -> None:
         ({"lr": math.inf}, "lr must be a finite number > 0"),
         ({"iterations": 0}, "iterations must be a positive integer"),
         ({"episodes_per_batch": 1}, "episodes_per_batch must be an integer >= 2"),
-        ({"horizon": 0}, "horizon must be a positive number of steps"),
+        ({"horizon": 0}, "horizon must be a positive integer"),
         ({"progress": -1}, "progress must be"),
     ],
 )
@@ -345,8 +347,9 @@ def test_diverging_rollouts_stop_training_with_advice() -> None:
 
 
 def test_non_finite_gradients_stop_training_before_the_update() -> None:
-    # sigma = exp(-800) underflows to 0 in float64: the sampled actions are the
-    # mean, but the log-density is 0 * inf = NaN, and so is its gradient. The
+    # sigma = exp(-1500) underflows to 0 in float64 and 1/sigma overflows even when
+    # applied in two halves (beyond twice the exponent range): the sampled actions
+    # are the mean and the gradient of the log-density is 0 * inf = NaN. The
     # callback breaks sigma after two healthy iterations.
     policy = LearnedStdPolicy(1, 1, dtype=F64)
     before: list[torch.Tensor] = []
@@ -354,7 +357,7 @@ def test_non_finite_gradients_stop_training_before_the_update() -> None:
     def break_sigma_after_two_updates(i: int, history: reinforce.History) -> None:
         if i == 1:
             with torch.no_grad():
-                policy.log_std_param.fill_(-800.0)
+                policy.log_std_param.fill_(-1500.0)
             before.extend(p.detach().clone() for p in policy.parameters())
 
     with pytest.raises(RuntimeError, match=r"gradient estimate is not finite at iteration 2.*clamp log sigma") as info:
@@ -372,3 +375,67 @@ def test_history_without_an_optimum_has_no_gap() -> None:
     history = reinforce.History(episodes=[1], exact_return_mean=[-1.0])
     with pytest.raises(ValueError, match="no finite optimum"):
         history.relative_gap()
+
+
+def test_surrogate_loss_gradient_is_minus_the_mean_of_per_episode_gradients() -> None:
+    # Two independent routes to the REINFORCE estimate: backward through the surrogate loss,
+    # and vmap of per-episode gradients (torch.func). They must agree to rounding.
+    task = lqr.task_2d()
+    policy = CholeskyPolicy(2, 2, state_dependent=False, init_std=0.7, dtype=torch.float64)
+    batch = rollouts.rollout(task, policy, episodes=32, horizon=15, generator=torch.Generator().manual_seed(4))
+    weights = batch.discounts * reinforce.reward_to_go(batch.rewards, batch.gamma)
+    loss = reinforce.surrogate_loss(policy.log_prob(batch.states, batch.actions), weights)
+    named = [(name, p) for name, p in policy.named_parameters() if p.requires_grad]
+    grads = torch.autograd.grad(loss, [p for _, p in named])
+    per_episode = reinforce.per_episode_gradients(policy, batch.states, batch.actions, weights)
+    for (name, _), g in zip(named, grads):
+        torch.testing.assert_close(-g, per_episode[name].mean(0), rtol=1e-10, atol=1e-12)
+
+
+def test_surrogate_loss_rejects_mismatched_shapes() -> None:
+    with pytest.raises(ValueError, match="log_prob and weights"):
+        reinforce.surrogate_loss(torch.zeros(4, 3), torch.zeros(4, 2))
+
+
+def test_reward_to_go_matches_the_backward_recursion() -> None:
+    rewards = torch.randn(5, 40, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    expected = torch.empty_like(rewards)
+    running = torch.zeros(5, dtype=torch.float64)
+    for t in range(39, -1, -1):
+        running = rewards[:, t] + 0.93 * running
+        expected[:, t] = running
+    torch.testing.assert_close(reinforce.reward_to_go(rewards, 0.93), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_reward_to_go_is_finite_for_long_episodes_and_tiny_discounts() -> None:
+    rewards = torch.ones(2, 5000, dtype=torch.float64)
+    rtg = reinforce.reward_to_go(rewards, 0.01)
+    assert torch.isfinite(rtg).all()
+    torch.testing.assert_close(rtg[:, 0], torch.full((2,), 1 / 0.99, dtype=torch.float64), rtol=1e-12, atol=0)
+
+
+def test_train_config_is_frozen_and_validated_once() -> None:
+    config = reinforce.TrainConfig(iterations=3, lr=0.1)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.lr = 0.2  # type: ignore[misc]
+    for bad, message in (
+        ({"iterations": 2.5}, "iterations must be a positive integer"),
+        ({"iterations": True}, "iterations must be a positive integer"),
+        ({"episodes_per_batch": 1}, "episodes_per_batch must be an integer >= 2"),
+        ({"lr": float("nan")}, "lr must be a finite number > 0"),
+        ({"anneal_lr": 1}, "anneal_lr must be True or False"),
+        ({"optimizer": "rmsprop"}, "optimizer must be"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            reinforce.TrainConfig(**bad)
+
+
+def test_train_takes_a_config_and_keyword_overrides_alike() -> None:
+    task = lqr.task_1d()
+    config = reinforce.TrainConfig(iterations=4, episodes_per_batch=8, horizon=10, seed=3)
+    first = reinforce.train(task, LearnedStdPolicy(1, 1, dtype=torch.float64), config)
+    second = reinforce.train(
+        task, LearnedStdPolicy(1, 1, dtype=torch.float64), iterations=4, episodes_per_batch=8, horizon=10, seed=3
+    )
+    assert first.exact_return_mean == second.exact_return_mean
+    assert first.grad_variance == []  # per-episode gradients only when asked for

@@ -69,36 +69,43 @@ def _as_tensors(**named: Any) -> list[torch.Tensor]:
     return as_float_tensors(**named)
 
 
-def _standardised(residual: torch.Tensor, log_std: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    r"""``(z, 1/sigma)`` with :math:`z = d / \sigma`, for :math:`\sigma = e^{\ell}`, computed without over- or underflow.
+def _standardised(residual: torch.Tensor, log_std: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+    r"""``z = d / sigma`` for :math:`\sigma = e^{\ell}`, computed without over- or underflow.
 
     :math:`e^{-\ell}` overflows for :math:`\ell < -88.7` in float32 (and is
     subnormal, so inaccurate, for :math:`\ell > 87.3`), although :math:`z` may be
     perfectly representable. Beyond those bounds the factor is applied in two
     halves, :math:`z = (d\, e^{-\ell/2})\, e^{-\ell/2}`, which is exact to
     rounding for :math:`|\ell|` up to twice the exponent range. Inside them the
-    one-factor form is kept (one rounding fewer).
+    one-factor form is kept (one rounding fewer). Elementwise selections, no
+    data-dependent branch, so the kernels also run under ``torch.func`` transforms;
+    each branch sees a harmless ``log_std`` where it is not selected, so no
+    inf or NaN reaches the gradients.
+
+    Returns:
+        ``z`` and the factors that :func:`_times_inv_std` reuses.
     """
     bound = -math.log(torch.finfo(log_std.dtype).tiny) - 1.0
-    if bool((log_std.detach().abs() > bound).any()):
-        half = torch.exp(-0.5 * log_std)
-        return (residual * half) * half, half
-    return residual * torch.exp(-log_std), None
+    beyond = log_std.abs() > bound
+    zero = torch.zeros_like(log_std)
+    inv_std = torch.exp(-torch.where(beyond, zero, log_std))
+    half = torch.exp(-0.5 * torch.where(beyond, log_std, zero))
+    factors = (inv_std, half, beyond)
+    return _times_inv_std(residual, factors), factors
 
 
-def _times_inv_std(z: torch.Tensor, log_std: torch.Tensor, half: torch.Tensor | None) -> torch.Tensor:
-    r""":math:`z / \sigma`, in two halves when :func:`_standardised` needed them."""
-    if half is None:
-        return z * torch.exp(-log_std)
-    return (z * half) * half
+def _times_inv_std(value: torch.Tensor, factors: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    r"""``value / sigma`` with the factors of :func:`_standardised` (in two halves beyond exp's range)."""
+    inv_std, half, beyond = factors
+    return torch.where(beyond, (value * half) * half, value * inv_std)
 
 
 def _residual_over_std(a: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     r""":math:`(a - \mu) / \sigma`; where :math:`a - \mu` overflows, :math:`a/\sigma - \mu/\sigma` instead."""
-    z = (a - mean) / std
-    if not bool(torch.isfinite(z.detach()).all()):
-        z = torch.where(torch.isfinite(z), z, a / std - mean / std)
-    return z
+    residual = a - mean
+    finite = torch.isfinite(residual)
+    safe = torch.where(finite, residual, torch.zeros_like(residual))
+    return torch.where(finite, safe / std, a / std - mean / std)
 
 
 def _check_event_axis(shape: torch.Size, names: str) -> None:
@@ -251,8 +258,8 @@ def normal_score_log_std(
     """
     a, mean, log_std = _as_tensors(a=a, mean=mean, log_std=log_std)
     broadcast_shapes(a=a, mean=mean, log_std=log_std)
-    z, half = _standardised(a - mean, log_std)
-    return _times_inv_std(z, log_std, half), z.square() - 1.0
+    z, factors = _standardised(a - mean, log_std)
+    return _times_inv_std(z, factors), z.square() - 1.0
 
 
 def diag_log_prob(
@@ -317,8 +324,8 @@ def diag_score(
     """
     a, mean, log_std = _as_tensors(a=a, mean=mean, log_std=log_std)
     _check_event_axis(broadcast_shapes(a=a, mean=mean, log_std=log_std), "a, mean and log_std")
-    z, half = _standardised(a - mean, log_std)
-    return _times_inv_std(z, log_std, half), z.square() - 1.0
+    z, factors = _standardised(a - mean, log_std)
+    return _times_inv_std(z, factors), z.square() - 1.0
 
 
 def mvn_log_prob(a: torch.Tensor, mean: torch.Tensor, cov: torch.Tensor) -> torch.Tensor:

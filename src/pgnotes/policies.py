@@ -36,6 +36,10 @@ zero (the zero policy), the covariance head at :math:`\Sigma = \sigma_0^2 I`
 with :math:`\sigma_0` = ``init_std`` for every state, and hidden layers
 uniformly in :math:`\pm 1/\sqrt{\text{fan-in}}` (the PyTorch default range).
 
+The module is longer than most because it holds the five covariance heads the
+book compares, on one shared base class; each class is a few short methods.
+Their log-densities come from :mod:`pgnotes.gaussian`'s kernels.
+
 References:
     Williams, R. J. (1992). Simple statistical gradient-following algorithms for
     connectionist reinforcement learning. Machine Learning 8.
@@ -51,8 +55,9 @@ References:
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
@@ -130,6 +135,7 @@ class GaussianPolicy(nn.Module):
             raise ValueError(f"dtype must be torch.float32, torch.float64 or None, got {dtype!r}")
         self.obs_dim = obs_dim
         self.act_dim = act_dim
+        self._skip_obs_checks = False
         self.hidden = hidden
         # Built directly in the requested dtype: converting float32 parameters
         # afterwards would leave float32 rounding in init_std.
@@ -156,7 +162,18 @@ class GaussianPolicy(nn.Module):
     def _param_dtype(self) -> torch.dtype:
         return self.mean_head.weight.dtype
 
+    @contextlib.contextmanager
+    def _observations_validated(self) -> Iterator[None]:
+        """Within the block, trust observations: a caller that validated once (a rollout) skips the per-step checks."""
+        previous, self._skip_obs_checks = self._skip_obs_checks, True
+        try:
+            yield
+        finally:
+            self._skip_obs_checks = previous
+
     def _check_obs(self, obs: Any) -> torch.Tensor:
+        if self._skip_obs_checks:
+            return obs
         obs = as_float_tensor("obs", obs, like=self.mean_head.weight)
         check_min_dim("obs", obs, 1, "a trailing state axis")
         if obs.shape[-1] != self.obs_dim:

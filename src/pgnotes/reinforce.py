@@ -31,9 +31,19 @@ the variance a lot. Three baselines:
   the *previous* batch (so, again, it is independent of the current actions
   and the estimate stays unbiased) and the first batch uses ``"mean"``.
 
-The per-episode terms :math:`g_i` are computed exactly (``torch.func.vmap``
-of ``torch.func.grad`` over episodes), which gives, besides :math:`\hat g`,
-the variance diagnostic
+:func:`train` computes :math:`\hat g` as the gradient of a surrogate loss,
+exactly as one writes it in any deep-learning framework
+(:func:`surrogate_loss`):
+
+.. math::
+
+   L(\theta) = -\frac1N \sum_{i=1}^N \sum_{t=0}^{T-1} w^i_t \log \pi_\theta(a^i_t \mid s^i_t),
+   \qquad w^i_t = \gamma^t (G^i_t - b^i_t) \text{ held constant}, \qquad
+   \nabla_\theta L = -\hat g .
+
+Separately, and only when asked for, the per-episode terms :math:`g_i` are
+computed exactly (``torch.func.vmap`` of ``torch.func.grad`` over episodes,
+:func:`per_episode_gradients`), which gives the variance diagnostic
 
 .. math::
 
@@ -61,6 +71,7 @@ References:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import sys
 from collections.abc import Callable, Iterator
@@ -72,6 +83,7 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 
 from pgnotes import lqr, rollouts
+from pgnotes._validation import check_count
 from pgnotes.policies import GaussianPolicy
 
 __all__ = [
@@ -87,6 +99,8 @@ __all__ = [
     "exact_gradient",
     "History",
     "TrainingDivergedError",
+    "TrainConfig",
+    "surrogate_loss",
     "train",
 ]
 
@@ -102,8 +116,10 @@ BASELINES = ("none", "mean", "learned")
 def reward_to_go(rewards: torch.Tensor, gamma: float) -> torch.Tensor:
     r"""Discounted rewards-to-go :math:`G_t = \sum_{t' \ge t} \gamma^{t'-t} r_{t'}` within the episode.
 
-    Computed backwards with :math:`G_t = r_t + \gamma G_{t+1}`,
-    :math:`G_T = 0`. This is the numerically safe form: the vectorised shortcut
+    One matrix product with the upper-triangular matrix of powers
+    :math:`\gamma^{t'-t}`, :math:`t' \ge t` (the same sums as the backward
+    recursion :math:`G_t = r_t + \gamma G_{t+1}`, without a Python loop over
+    time). This is the numerically safe vectorised form: the shortcut
     :math:`\gamma^{-t} \sum_{t' \ge t} \gamma^{t'} r_{t'}` (a reversed
     cumulative sum) divides by :math:`\gamma^t`, which underflows for long
     episodes.
@@ -115,12 +131,16 @@ def reward_to_go(rewards: torch.Tensor, gamma: float) -> torch.Tensor:
     Returns:
         :math:`G_t`, shape ``(..., T)``.
     """
-    out = torch.empty_like(rewards)
-    running = torch.zeros_like(rewards[..., 0])
-    for t in range(rewards.shape[-1] - 1, -1, -1):
-        running = rewards[..., t] + gamma * running
-        out[..., t] = running
-    return out
+    horizon = rewards.shape[-1]
+    steps = torch.arange(horizon, device=rewards.device)
+    lag = steps[None, :] - steps[:, None]  # lag[t, t'] = t' - t
+    # Gamma[t, t'] = gamma^(t' - t) for t' >= t, else 0; G = r Gamma^T. Positive powers
+    # only, so nothing divides by a vanishing gamma^t (the reversed cumulative sum of
+    # gamma^t' r_t' divided by gamma^t would underflow for long episodes).
+    discount = torch.where(
+        lag >= 0, torch.as_tensor(gamma, dtype=rewards.dtype, device=rewards.device) ** lag.clamp(min=0), 0.0
+    )
+    return rewards @ discount.mT
 
 
 def leave_one_out_mean(values: torch.Tensor) -> torch.Tensor:
@@ -231,17 +251,14 @@ def _flatten(per_episode: dict[str, torch.Tensor]) -> torch.Tensor:
 
 
 def _baseline_values(
-    baseline: str,
-    rtg: torch.Tensor,
-    states: torch.Tensor,
-    horizon: int,
-    value_weights: torch.Tensor | None,
+    baseline: str, rtg: torch.Tensor, states: torch.Tensor, value_weights: torch.Tensor | None
 ) -> torch.Tensor:
+    """The baseline :math:`b^i_t` of each step: zero, the leave-one-out mean, or the fitted value."""
     if baseline == "none":
         return torch.zeros_like(rtg)
     if baseline == "mean" or value_weights is None:
         return leave_one_out_mean(rtg)
-    return (value_features(states, horizon).to(torch.float64) @ value_weights).to(rtg.dtype)
+    return (value_features(states, rtg.shape[-1]).to(torch.float64) @ value_weights).to(rtg.dtype)
 
 
 @dataclass(frozen=True)
@@ -268,28 +285,25 @@ class GradientEstimate:
 
 def _estimate_from_rollout(
     policy: nn.Module,
-    rollout: rollouts.Rollout,
+    batch: rollouts.Rollout,
     baseline: str,
     value_weights: torch.Tensor | None,
-) -> tuple[GradientEstimate, torch.Tensor]:
-    N, T = rollout.rewards.shape
-    rtg = reward_to_go(rollout.rewards, rollout.gamma)
-    advantages = rtg - _baseline_values(baseline, rtg, rollout.states, T, value_weights)
-    weights = rollout.discounts * advantages
-    per_episode = per_episode_gradients(policy, rollout.states, rollout.actions, weights)
+) -> GradientEstimate:
+    N = batch.rewards.shape[0]
+    rtg = reward_to_go(batch.rewards, batch.gamma)
+    weights = batch.discounts * (rtg - _baseline_values(baseline, rtg, batch.states, value_weights))
+    per_episode = per_episode_gradients(policy, batch.states, batch.actions, weights)
     flat = _flatten(per_episode)
-    mean_flat = flat.mean(0)
-    variance = float((flat - mean_flat).square().sum() / (N * (N - 1)))
+    variance = float((flat - flat.mean(0)).square().sum() / (N * (N - 1)))
     returns = rtg[:, 0]
-    estimate = GradientEstimate(
+    return GradientEstimate(
         gradient={name: g.mean(0) for name, g in per_episode.items()},
         per_episode=per_episode,
         variance=variance,
         sample_return=float(returns.mean()),
         sample_return_se=float(returns.std() / math.sqrt(N)),
-        rollout=rollout,
+        rollout=batch,
     )
-    return estimate, rtg
 
 
 @contextlib.contextmanager
@@ -355,7 +369,7 @@ def estimate_gradient(
             pilot_rtg = reward_to_go(pilot.rewards, pilot.gamma)
             value_weights = fit_value_weights(value_features(pilot.states, horizon), pilot_rtg)
         batch = rollouts.rollout(task, policy, episodes=episodes, horizon=horizon, generator=generator)
-        return _estimate_from_rollout(policy, batch, baseline, value_weights)[0]
+        return _estimate_from_rollout(policy, batch, baseline, value_weights)
 
 
 def exact_returns(task: lqr.LQRTask, policy: GaussianPolicy) -> tuple[float, float]:
@@ -498,12 +512,81 @@ def _mean_std(policy: GaussianPolicy, states: torch.Tensor) -> float:
         return float(policy.std(states).mean())
 
 
-def _progress_every(progress: bool | int, iterations: int) -> int:
-    if isinstance(progress, bool):
-        return max(1, iterations // 10) if progress else 0
-    if isinstance(progress, int) and progress >= 0:
-        return progress
-    raise ValueError(f"progress must be False, True or a non-negative number of iterations, got {progress!r}")
+@dataclass(frozen=True)
+class TrainConfig:
+    r"""Settings of :func:`train`, validated once when built.
+
+    Attributes:
+        iterations: number of updates.
+        episodes_per_batch: :math:`N \ge 2` episodes per update.
+        horizon: episode length :math:`T`; ``task.effective_horizon()`` if None.
+        lr: learning rate, finite and > 0.
+        anneal_lr: if True, iteration :math:`i` (from 0) uses the learning rate
+            ``lr`` :math:`\cdot (1 - i / \text{iterations})`, a linear decay towards 0
+            as in common PPO implementations (Huang et al. 2022). With a constant
+            step the parameters keep moving by about ``lr`` per iteration at the
+            optimum, driven by the noise of the estimate; a decaying step lets them settle.
+        baseline: one of :data:`BASELINES`.
+        optimizer: ``"adam"`` or ``"sgd"``.
+        seed: seed of the one generator all randomness comes from.
+        num_threads: PyTorch intra-op threads during training (restored afterwards);
+            None leaves the setting alone. One thread is the default because every
+            tensor here is tiny: splitting a product of a few thousand rows by two
+            columns across threads costs more in synchronisation than it saves.
+        record_gradient_variance: also compute per-episode gradients each iteration
+            for ``History.grad_variance`` (about doubles the cost of an update).
+    """
+
+    iterations: int = 200
+    episodes_per_batch: int = 64
+    horizon: int | None = None
+    lr: float = 0.05
+    anneal_lr: bool = False
+    baseline: str = "learned"
+    optimizer: str = "adam"
+    seed: int = 0
+    num_threads: int | None = 1
+    record_gradient_variance: bool = False
+
+    def __post_init__(self) -> None:
+        check_count("iterations", self.iterations)
+        check_count("episodes_per_batch", self.episodes_per_batch, minimum=2)
+        if self.horizon is not None:
+            check_count("horizon", self.horizon)
+        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}")
+        _check_baseline(self.baseline)
+        if self.optimizer not in ("adam", "sgd"):
+            raise ValueError(f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
+        check_count("seed", self.seed, minimum=0)
+        if self.num_threads is not None:
+            check_count("num_threads", self.num_threads)
+        for name in ("anneal_lr", "record_gradient_variance"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+
+
+def surrogate_loss(log_prob: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    r"""The REINFORCE surrogate loss :math:`-\frac1N \sum_i \sum_t w^i_t \log \pi_\theta(a^i_t \mid s^i_t)`.
+
+    Its gradient is minus the estimate :math:`\hat g` of the module docs when
+    the weights :math:`w^i_t = \gamma^t (G^i_t - b^i_t)` are held constant (they
+    are detached here): minimising it ascends :math:`J`. Its *value* means
+    nothing: it is not the return, nor an estimate of it.
+
+    Args:
+        log_prob: :math:`\log \pi_\theta(a^i_t \mid s^i_t)`, shape ``(N, T)``, with autograd history.
+        weights: :math:`w^i_t`, shape ``(N, T)``.
+
+    Returns:
+        A scalar tensor.
+    """
+    if log_prob.shape != weights.shape or log_prob.dim() != 2:
+        raise ValueError(
+            f"log_prob and weights must both have shape (episodes, steps), got {tuple(log_prob.shape)} "
+            f"and {tuple(weights.shape)}"
+        )
+    return -(weights.detach() * log_prob).sum(-1).mean()
 
 
 def _divergence_message(what: str, iteration: int, lr: float) -> str:
@@ -514,158 +597,138 @@ def _divergence_message(what: str, iteration: int, lr: float) -> str:
     )
 
 
-def train(
-    task: lqr.LQRTask,
-    policy: GaussianPolicy,
-    *,
-    iterations: int = 200,
-    episodes_per_batch: int = 64,
-    horizon: int | None = None,
-    lr: float = 0.05,
-    anneal_lr: bool = False,
-    baseline: str = "learned",
-    optimizer: str = "adam",
-    seed: int = 0,
-    progress: bool | int = False,
-    callback: Callable[[int, History], Any] | None = None,
-    num_threads: int | None = 1,
-) -> History:
-    r"""Train ``policy`` in place with REINFORCE and return its :class:`History`.
-
-    Each iteration draws ``episodes_per_batch`` episodes of ``horizon`` steps,
-    forms the estimate :math:`\hat g` of the module docs, checks that returns
-    and gradient are finite, and takes one optimiser step in the ascent
-    direction. All randomness comes from one ``torch.Generator`` seeded with
-    ``seed``, so the same seed and the same initial policy give the same
-    history, bit for bit.
-
-    Args:
-        task: the task.
-        policy: the policy to train; its dimensions must match the task's.
-        iterations: number of updates.
-        episodes_per_batch: :math:`N \ge 2` episodes per update.
-        horizon: episode length :math:`T`; ``task.effective_horizon()`` if None.
-        lr: learning rate.
-        anneal_lr: if True, iteration :math:`i` (from 0) uses the learning rate
-            ``lr`` :math:`\cdot (1 - i / \text{iterations})`, a linear decay
-            towards 0 as in common PPO implementations (Huang et al. 2022). With
-            a constant step the parameters keep moving by about ``lr`` per
-            iteration at the optimum, driven by the noise of the estimate; a
-            decaying step lets them settle.
-        baseline: one of :data:`BASELINES`.
-        optimizer: ``"adam"`` or ``"sgd"``.
-        seed: seed of the generator.
-        progress: False; True to print a line to stdout every tenth of the run;
-            or a number of iterations between lines (0 for none).
-        callback: called as ``callback(i, history)`` after iteration ``i``.
-        num_threads: PyTorch intra-op threads during training (the previous
-            setting is restored afterwards); None leaves the setting alone. One
-            thread is the default because every tensor here is tiny: splitting
-            a product of a few thousand rows by two columns across threads costs
-            more in synchronisation than it saves, and far more when other
-            processes keep the cores busy.
-
-    Returns:
-        The :class:`History`.
-
-    Raises:
-        ValueError: on a dimension mismatch or an invalid argument.
-        TrainingDivergedError: (a ``RuntimeError``) if a return or a gradient
-            estimate is not finite; the message gives the iteration and a remedy,
-            the exception carries the history so far, and the policy keeps its
-            last finite parameters.
-    """
-    rollouts.check_policy_matches(task, policy)
-    _check_baseline(baseline)
-    if not isinstance(iterations, int) or iterations < 1:
-        raise ValueError(f"iterations must be a positive integer, got {iterations!r}")
-    if not isinstance(episodes_per_batch, int) or episodes_per_batch < 2:
-        raise ValueError(
-            f"episodes_per_batch must be an integer >= 2 (for the baseline and the variance), "
-            f"got {episodes_per_batch!r}"
-        )
-    horizon = task.effective_horizon() if horizon is None else int(horizon)
-    if horizon < 1:
-        raise ValueError(f"horizon must be a positive number of steps, got {horizon}")
-    if not (math.isfinite(lr) and lr > 0):
-        raise ValueError(f"lr must be a finite number > 0, got {lr}")
-    every = _progress_every(progress, iterations)
-    params = [p for p in policy.parameters() if p.requires_grad]
-    if not params:
-        raise ValueError("the policy has no trainable parameters")
-    if optimizer == "adam":
-        opt: torch.optim.Optimizer = torch.optim.Adam(params, lr=lr)
-    elif optimizer == "sgd":
-        opt = torch.optim.SGD(params, lr=lr)
-    else:
-        raise ValueError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
-
-    with _intra_op_threads(num_threads):
-        return _train(
-            task, policy, opt, iterations, episodes_per_batch, horizon, lr, anneal_lr, baseline, seed, every, callback
-        )
+def _progress_every(progress: bool | int, iterations: int) -> int:
+    if isinstance(progress, bool):
+        return max(1, iterations // 10) if progress else 0
+    if isinstance(progress, int) and progress >= 0:
+        return progress
+    raise ValueError(f"progress must be False, True or a non-negative number of iterations, got {progress!r}")
 
 
-def _train(
-    task: lqr.LQRTask,
-    policy: GaussianPolicy,
-    opt: torch.optim.Optimizer,
-    iterations: int,
-    episodes_per_batch: int,
-    horizon: int,
-    lr: float,
-    anneal_lr: bool,
-    baseline: str,
-    seed: int,
-    every: int,
-    callback: Callable[[int, History], Any] | None,
-) -> History:
-    generator = torch.Generator().manual_seed(int(seed))
+def _make_optimizer(config: TrainConfig, params: list[torch.Tensor]) -> torch.optim.Optimizer:
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr)
+    return torch.optim.SGD(params, lr=config.lr)
+
+
+def _new_history(task: lqr.LQRTask, policy: GaussianPolicy) -> History:
     history = History()
     try:
         history.optimal_return = float(lqr.optimal_return(task))
     except ValueError:
         history.optimal_return = None
     history.initial_exact_return_mean, history.initial_exact_return = exact_returns(task, policy)
-    x0 = task.x0_mean.to(policy.mean_head.weight.dtype)
-    history.initial_mean_std = _mean_std(policy, x0)
-
-    value_weights: torch.Tensor | None = None
-    named = dict(policy.named_parameters())
-    for i in range(iterations):
-        batch = rollouts.rollout(task, policy, episodes=episodes_per_batch, horizon=horizon, generator=generator)
-        if not bool(torch.isfinite(batch.rewards).all()):
-            raise TrainingDivergedError(_divergence_message("the sampled returns are not finite", i, lr), i, history)
-        estimate, rtg = _estimate_from_rollout(policy, batch, baseline, value_weights)
-        grads = estimate.gradient
-        if not all(bool(torch.isfinite(g).all()) for g in grads.values()) or not math.isfinite(estimate.variance):
-            raise TrainingDivergedError(
-                _divergence_message("the gradient estimate is not finite", i, lr), i, history
-            )
-        if anneal_lr:
-            for group in opt.param_groups:
-                group["lr"] = lr * (1.0 - i / iterations)
-        opt.zero_grad(set_to_none=True)
-        for name, g in grads.items():
-            named[name].grad = -g  # the optimisers minimise; REINFORCE ascends J
-        opt.step()
-        if baseline == "learned":
-            value_weights = fit_value_weights(value_features(batch.states, horizon), rtg)
-
-        j_mean, j_stochastic = exact_returns(task, policy)
-        history.episodes.append((i + 1) * episodes_per_batch)
-        history.exact_return_mean.append(j_mean)
-        history.exact_return.append(j_stochastic)
-        history.sample_return.append(estimate.sample_return)
-        history.sample_return_se.append(estimate.sample_return_se)
-        history.grad_variance.append(estimate.variance)
-        history.grad_norm.append(float(_flatten({k: g[None] for k, g in grads.items()}).norm()))
-        history.mean_std.append(_mean_std(policy, batch.states))
-        if every and ((i + 1) % every == 0 or i + 1 == iterations):
-            _print_progress(history, i, iterations)
-        if callback is not None:
-            callback(i, history)
+    history.initial_mean_std = _mean_std(policy, task.x0_mean.to(policy.mean_head.weight.dtype))
     return history
+
+
+def train(
+    task: lqr.LQRTask,
+    policy: GaussianPolicy,
+    config: TrainConfig | None = None,
+    *,
+    progress: bool | int = False,
+    callback: Callable[[int, History], Any] | None = None,
+    **settings: Any,
+) -> History:
+    r"""Train ``policy`` in place with REINFORCE and return its :class:`History`.
+
+    Each iteration is the textbook loop: roll out a batch with the current
+    policy, compute rewards-to-go, subtract the baseline, and take one
+    optimiser step on :func:`surrogate_loss`. All randomness comes from one
+    ``torch.Generator`` seeded with ``config.seed``, so the same seed and
+    initial policy give the same history, bit for bit.
+
+    Args:
+        task: the task.
+        policy: the policy to train; its dimensions must match the task's.
+        config: a :class:`TrainConfig`; the defaults if None.
+        progress: False; True to print a line to stdout every tenth of the run;
+            or a number of iterations between lines (0 for none).
+        callback: called as ``callback(i, history)`` after iteration ``i``.
+        **settings: fields of :class:`TrainConfig` overriding ``config``, e.g.
+            ``train(task, policy, iterations=80, lr=0.05)``.
+
+    Returns:
+        The :class:`History`.
+
+    Raises:
+        ValueError: on a dimension mismatch or an invalid setting.
+        TrainingDivergedError: (a ``RuntimeError``) if a return or a gradient
+            estimate is not finite; the message gives the iteration and a remedy,
+            the exception carries the history so far, and the policy keeps its
+            last finite parameters.
+    """
+    config = dataclasses.replace(config or TrainConfig(), **settings)
+    rollouts.check_policy_matches(task, policy)
+    every = _progress_every(progress, config.iterations)
+    if callback is not None and not callable(callback):
+        raise ValueError(f"callback must be callable or None, got {type(callback).__name__}")
+    params = [p for p in policy.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("the policy has no trainable parameters")
+    horizon = task.effective_horizon() if config.horizon is None else config.horizon
+    optimizer = _make_optimizer(config, params)
+    generator = torch.Generator().manual_seed(config.seed)
+    history = _new_history(task, policy)
+    value_weights: torch.Tensor | None = None
+
+    with _intra_op_threads(config.num_threads):
+        for i in range(config.iterations):
+            # 1. Roll out a batch of episodes with the current policy.
+            batch = rollouts.rollout(
+                task, policy, episodes=config.episodes_per_batch, horizon=horizon, generator=generator
+            )
+            if not bool(torch.isfinite(batch.rewards).all()):
+                raise TrainingDivergedError(
+                    _divergence_message("the sampled returns are not finite", i, config.lr), i, history
+                )
+            # 2. Rewards-to-go, 3. minus the baseline, times gamma^t.
+            rtg = reward_to_go(batch.rewards, batch.gamma)
+            advantages = rtg - _baseline_values(config.baseline, rtg, batch.states, value_weights)
+            weights = batch.discounts * advantages
+            # 4. The surrogate loss: its gradient is minus the REINFORCE estimate.
+            log_prob = policy.log_prob(batch.states, batch.actions)
+            loss = surrogate_loss(log_prob, weights)
+            # 5. One optimiser step (after checking the gradient is finite).
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grads = [p.grad for p in params if p.grad is not None]
+            if not all(bool(torch.isfinite(g).all()) for g in grads):
+                raise TrainingDivergedError(
+                    _divergence_message("the gradient estimate is not finite", i, config.lr), i, history
+                )
+            if config.record_gradient_variance:
+                history.grad_variance.append(_per_episode_variance(policy, batch, weights))
+            if config.anneal_lr:
+                for group in optimizer.param_groups:
+                    group["lr"] = config.lr * (1.0 - i / config.iterations)
+            optimizer.step()
+            if config.baseline == "learned":
+                # Fitted after the step, for the next batch: independent of its actions.
+                value_weights = fit_value_weights(value_features(batch.states, horizon), rtg)
+
+            returns = rtg[:, 0]
+            history.episodes.append((i + 1) * config.episodes_per_batch)
+            j_mean, j_stochastic = exact_returns(task, policy)
+            history.exact_return_mean.append(j_mean)
+            history.exact_return.append(j_stochastic)
+            history.sample_return.append(float(returns.mean()))
+            history.sample_return_se.append(float(returns.std() / math.sqrt(len(returns))))
+            history.grad_norm.append(float(torch.cat([g.reshape(-1) for g in grads]).norm()))
+            history.mean_std.append(_mean_std(policy, batch.states))
+            if every and ((i + 1) % every == 0 or i + 1 == config.iterations):
+                _print_progress(history, i, config.iterations)
+            if callback is not None:
+                callback(i, history)
+    return history
+
+
+def _per_episode_variance(policy: GaussianPolicy, batch: rollouts.Rollout, weights: torch.Tensor) -> float:
+    r"""The variance diagnostic :math:`\frac{1}{N(N-1)}\sum_i \lVert g_i - \hat g\rVert^2` of one batch."""
+    flat = _flatten(per_episode_gradients(policy, batch.states, batch.actions, weights))
+    N = flat.shape[0]
+    return float((flat - flat.mean(0)).square().sum() / (N * (N - 1)))
 
 
 def _print_progress(history: History, i: int, iterations: int) -> None:
@@ -674,7 +737,7 @@ def _print_progress(history: History, i: int, iterations: int) -> None:
     j = history.exact_return_mean[-1]
     if not math.isnan(j):
         parts.append(f"J(mean) {j:10.4f}")
-        if history.optimal_return is not None:
+        if history.optimal_return is not None and history.optimal_return != 0:
             parts.append(f"gap {history.relative_gap()[-1]:8.2%}")
     parts.append(f"batch return {history.sample_return[-1]:10.4f}")
     parts.append(f"sigma {history.mean_std[-1]:.4f}")

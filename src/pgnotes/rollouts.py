@@ -155,6 +155,26 @@ def rollout(
         def act(obs: torch.Tensor) -> torch.Tensor:
             return policy.sample(obs, generator=generator)
 
+        # The states below are built here in the policy's dtype and shape, so the
+        # policy need not re-validate them at every step.
+        trusted = getattr(policy, "_observations_validated", None)
+        if trusted is not None:
+            with trusted():
+                return _simulate(task, act, episodes, horizon, dtype, device, generator)
+
+    return _simulate(task, act, episodes, horizon, dtype, device, generator)
+
+
+def _simulate(
+    task: LQRTask,
+    act: Any,
+    episodes: int,
+    horizon: int,
+    dtype: torch.dtype,
+    device: torch.device,
+    generator: torch.Generator | None,
+) -> Rollout:
+    """The time loop of :func:`rollout`, on validated arguments."""
     n, k = task.state_dim, task.action_dim
     # states, actions and rewards, kept for the whole batch, and the largest temporary
     # (the elementwise quadratic forms of the rewards).

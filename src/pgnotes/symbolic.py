@@ -19,6 +19,9 @@ general matrix of :math:`k^2` independent entries; their gradients differ (see
 Symbolic work grows quickly with ``k``: the full-covariance builders are meant
 for ``k <= 3``.
 
+The module is longer than most because it holds one derivation per Gaussian
+family the book treats, each short, and the one bridge from SymPy to torch.
+
 References:
     Petersen & Pedersen, The Matrix Cookbook, sections 2 and 8. Williams (1992).
 """
