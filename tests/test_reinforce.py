@@ -160,7 +160,7 @@ def test_estimate_rejects_bad_arguments() -> None:
     task = lqr.task_2d()
     with pytest.raises(ValueError, match="baseline must be one of"):
         reinforce.estimate_gradient(task, LearnedStdPolicy(2, 2), baseline="median")
-    with pytest.raises(ValueError, match="episodes must be at least 2"):
+    with pytest.raises(ValueError, match="episodes must be an integer >= 2"):
         reinforce.estimate_gradient(task, LearnedStdPolicy(2, 2), episodes=1)
     with pytest.raises(ValueError, match="policy.obs_dim = 3 does not match task.state_dim = 2"):
         reinforce.estimate_gradient(task, LearnedStdPolicy(3, 2))

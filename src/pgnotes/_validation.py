@@ -399,7 +399,7 @@ def check_discount(name: str, gamma: Any, *, allow_one: bool) -> float:
 def check_bool(name: str, value: Any) -> bool:
     """Return ``value`` if it is a bool (Python or NumPy); refuse 0, 1, strings and None."""
     if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {value!r} ({type(value).__name__})")
+        raise ValueError(f"{name} must be True or False, got {value!r} ({type(value).__name__})")
     return bool(value)
 
 
