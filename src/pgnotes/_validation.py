@@ -57,6 +57,16 @@ class PrecisionWarning(UserWarning):
     """The answer is computed, but the dtype cannot hold the digits it needs (use float64)."""
 
 
+def _under_transform(value: torch.Tensor) -> bool:
+    """Whether ``value`` is traced by a ``torch.func`` transform (vmap, grad), where values cannot be read.
+
+    Value checks (finite, positive) are skipped there; shape checks still run.
+    The transformed function is the caller's own code around an already
+    validated call, such as the per-episode gradients of a validated batch.
+    """
+    return torch._C._functorch.is_functorch_wrapped_tensor(value)
+
+
 def _first_index(mask: torch.Tensor) -> tuple[int, ...]:
     """Index of the first True entry of ``mask`` (as a tuple, for messages)."""
     flat = int(torch.nonzero(mask.reshape(-1))[0])
@@ -154,7 +164,7 @@ def as_float_tensors(**named: Any) -> list[torch.Tensor]:
         # One cheap reduction first: NaN and inf propagate into a sum, so a finite sum means
         # finite entries. Only otherwise (or if large finite entries overflowed the sum) run the
         # entrywise check, which finds and names the first bad entry.
-        if not bool(torch.isfinite(t.detach().sum())):
+        if not _under_transform(t) and not bool(torch.isfinite(t.detach().sum())):
             check_finite(name, t)
         tensors.append(t)
     return tensors
@@ -162,6 +172,8 @@ def as_float_tensors(**named: Any) -> list[torch.Tensor]:
 
 def check_finite(name: str, value: torch.Tensor) -> None:
     """Raise ``ValueError`` if ``value`` holds NaN or inf, naming the first bad entry."""
+    if _under_transform(value):
+        return
     bad = ~torch.isfinite(value)
     if bool(bad.any()):
         index = _first_index(bad)
@@ -173,6 +185,8 @@ def check_finite(name: str, value: torch.Tensor) -> None:
 
 def check_positive(name: str, value: torch.Tensor) -> None:
     """Raise ``ValueError`` unless every entry of ``value`` is strictly positive."""
+    if _under_transform(value):
+        return
     bad = ~(value > 0)
     if bool(bad.any()):
         index = _first_index(bad)

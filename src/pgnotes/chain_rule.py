@@ -295,6 +295,7 @@ def policy_chain_rule(
         raise ValueError(f"through='log_std' needs a diagonal policy; {type(policy).__name__} has a full covariance")
     parameters = _learnable(policy)
     act = as_float_tensor("act", act, like=policy.mean_head.weight)
+    check_finite("act", act.detach())
     mean = policy.mean(obs)
     inputs = list(parameters.values())
     if through == "log_std":
@@ -329,6 +330,7 @@ def policy_autograd_score(
     """
     parameters = _learnable(policy)
     act = as_float_tensor("act", act, like=policy.mean_head.weight)
+    check_finite("act", act.detach())
     log_prob = policy.distribution(obs).log_prob(act)
     weights = _check_weights(weights, log_prob.shape, log_prob)
     objective = (log_prob if weights is None else weights * log_prob).sum()

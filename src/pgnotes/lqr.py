@@ -278,19 +278,19 @@ def task_2d(gamma: float = 0.9, noise: float = 0.05) -> LQRTask:
 # --------------------------------------------------------------------------- #
 
 
-def _gain_tensor(task: LQRTask, gain: Any) -> torch.Tensor:
+def _gain_tensor(task: LQRTask, gain: Any, name: str = "gain") -> torch.Tensor:
     """The gain as a finite float64 tensor of shape ``(..., k, n)``, keeping autograd."""
     _check_task(task)
-    K = as_float_tensor("gain", gain, like=task.A)
+    K = as_float_tensor(name, gain, like=task.A)
     K = K.to(torch.float64)
     if K.dim() == 0 and task.state_dim == task.action_dim == 1:
         K = K.reshape(1, 1)
     if K.dim() < 2 or K.shape[-2:] != (task.action_dim, task.state_dim):
         raise ValueError(
-            f"gain must have shape (..., {task.action_dim}, {task.state_dim}) = "
+            f"{name} must have shape (..., {task.action_dim}, {task.state_dim}) = "
             f"(..., action_dim, state_dim) for this task, got {tuple(K.shape)}"
         )
-    check_finite("gain", K.detach())
+    check_finite(name, K.detach())
     return K
 
 

@@ -186,6 +186,7 @@ class GaussianPolicy(nn.Module):
                 f"obs has dtype {obs.dtype} but the policy's parameters are {self._param_dtype}; "
                 "convert one of them (policy.double() or obs.to(...))"
             )
+        check_finite("obs", obs.detach())
         return obs
 
     def _check_act(self, act: Any) -> torch.Tensor:
@@ -196,6 +197,8 @@ class GaussianPolicy(nn.Module):
                 f"act has {act.shape[-1]} action components (shape {tuple(act.shape)}) but the policy "
                 f"has act_dim = {self.act_dim} (obs_dim = {self.obs_dim})"
             )
+        if not self._skip_obs_checks:
+            check_finite("act", act.detach())
         return act.to(self._param_dtype)
 
     # ---------------------------------------------------------- the Gaussian

@@ -418,6 +418,7 @@ def exact_returns(task: lqr.LQRTask, policy: GaussianPolicy) -> tuple[float, flo
         policy does not provide it (an MLP mean; a state-dependent covariance for
         the second), :math:`-\infty` if the closed loop is unstable.
     """
+    rollouts.check_policy_matches(task, policy)
     if not getattr(policy, "is_linear", False):
         return math.nan, math.nan
     with torch.no_grad():

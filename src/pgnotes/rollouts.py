@@ -135,7 +135,7 @@ def rollout(
     episodes, horizon = check_count("episodes", episodes), check_count("horizon", horizon)
     check_generator("generator", generator)
     if isinstance(policy, torch.Tensor) or not hasattr(policy, "sample"):
-        K = _gain_tensor(task, policy).detach()
+        K = _gain_tensor(task, policy, name="policy").detach()
         S = _noise_tensor(task, noise_cov, K).detach()
         if K.dim() != 2 or S.dim() != 2:
             raise ValueError("rollout takes a single gain (k, n) and covariance (k, k), not a batch")
