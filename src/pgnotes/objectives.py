@@ -108,14 +108,15 @@ def _closed_form_parameters(
 
 
 def _where_not_finite(value: torch.Tensor, scale: torch.Tensor, stable: Callable[[], torch.Tensor]) -> torch.Tensor:
-    """``value``, replaced by ``stable()`` where it is not finite or ``scale`` (a square) under- or overflowed.
+    """``value``, replaced by ``stable()`` where it is not finite or ``scale**2`` leaves the normal float range.
 
     The closed forms are written as the book prints them; for sigma near the
     ends of the float range (sigma^2 or sigma^4 out of range) the algebraically
     equal ``stable`` form, which divides before it squares, is used instead.
     """
     info = torch.finfo(value.dtype)
-    suspect = ~torch.isfinite(value) | (scale < info.tiny) | ~torch.isfinite(scale * scale)
+    square = scale * scale
+    suspect = ~torch.isfinite(value) | ~torch.isfinite(square) | (square < info.tiny)
     if not bool(suspect.any()):
         return value
     return torch.where(suspect, stable(), value)
