@@ -148,6 +148,8 @@ def reward_to_go(rewards: torch.Tensor, gamma: float) -> torch.Tensor:
     check_min_dim("rewards", rewards, 1, "the time axis, of size T")
     gamma = check_discount("gamma", gamma, allow_one=True)
     horizon = rewards.shape[-1]
+    if horizon == 0:
+        return rewards.clone()  # zero-length episodes: nothing to sum
     gamma_t = torch.as_tensor(gamma, dtype=rewards.dtype, device=rewards.device)
     block = min(horizon, _REWARD_TO_GO_BLOCK)
     steps = torch.arange(block, device=rewards.device)
