@@ -220,6 +220,14 @@ def test_empty_batches_and_zero_dimensional_events_have_defined_answers(batch, k
     assert reinforce.reward_to_go(rewards, 0.9).shape == (batch, k)
 
 
+@pytest.mark.parametrize("head", sorted(policies.HEADS))
+def test_policies_name_obs_and_act_when_their_batches_differ(head):
+    policy = policies.make_policy(head, 2, 2)
+    with pytest.raises(ValueError, match=r"batch shape of obs \(3,\), batch shape of act \(4,\)"):
+        policy.log_prob(torch.zeros(3, 2), torch.zeros(4, 2))
+    assert policy.log_prob(torch.zeros(0, 2), torch.zeros(0, 2)).shape == (0,)
+
+
 def test_mismatched_rewards_values_and_gains_name_both_arguments():
     with pytest.raises(ValueError, match="features.*targets"):
         reinforce.fit_value_weights(torch.zeros(5, 3, dtype=F64), torch.zeros(4, dtype=F64))

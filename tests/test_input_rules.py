@@ -372,6 +372,7 @@ SPECS: dict[str, Spec | Returned] = {
             "act": torch.tensor([[0.2, -0.1]], dtype=F64),
         },
         tensors=("obs", "act"),
+        mismatch=lambda: ({"obs": torch.zeros(3, 2, dtype=F64), "act": torch.zeros(4, 2, dtype=F64)}, ("obs", "act")),
     ),
     "chain_rule.policy_autograd_score": Spec(
         lambda: {
@@ -380,6 +381,7 @@ SPECS: dict[str, Spec | Returned] = {
             "act": torch.tensor([[0.2, -0.1]], dtype=F64),
         },
         tensors=("obs", "act"),
+        mismatch=lambda: ({"obs": torch.zeros(3, 2, dtype=F64), "act": torch.zeros(4, 2, dtype=F64)}, ("obs", "act")),
     ),
     # ------------------------------------------------------------------- check
     "check.GradCheck": Returned("check.compare_with_autograd"),

@@ -67,6 +67,7 @@ from torch.distributions import Distribution, Independent, MultivariateNormal, N
 from pgnotes import gaussian
 from pgnotes._validation import (
     as_float_tensor,
+    broadcast_shapes,
     check_bool,
     check_count,
     check_finite,
@@ -95,6 +96,11 @@ def _uniform_init_(layer: nn.Linear, generator: torch.Generator) -> None:
         layer.weight.uniform_(-bound, bound, generator=generator)
         if layer.bias is not None:
             layer.bias.uniform_(-bound, bound, generator=generator)
+
+
+def _check_batches(mean: torch.Tensor, act: torch.Tensor) -> None:
+    """The batch shapes of the observations (through the mean) and the actions must broadcast."""
+    broadcast_shapes(**{"batch shape of obs": mean.shape[:-1], "batch shape of act": act.shape[:-1]})
 
 
 def _softplus_inverse(y: float) -> float:
@@ -344,6 +350,7 @@ class DiagonalGaussianPolicy(GaussianPolicy):
         """
         act = self._check_act(act)
         mean, log_std = self._mean_and_log_std(obs)
+        _check_batches(mean, act)
         return gaussian._diag_log_prob(act, mean, log_std)
 
     def _noise_times(self, obs: Any, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -609,6 +616,7 @@ class CholeskyPolicy(GaussianPolicy):
         """
         act = self._check_act(act)
         mean, tril = self._mean_and_tril(obs)
+        _check_batches(mean, act)
         return gaussian._tril_log_prob(act - mean, tril)
 
     def _noise_times(self, obs: Any, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
