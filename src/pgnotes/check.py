@@ -30,6 +30,7 @@ import torch
 
 from pgnotes._validation import (
     as_float_tensor,
+    check_allocation,
     check_callable,
     check_count,
     check_finite,
@@ -455,7 +456,10 @@ def random_spd(
     if dtype not in (torch.float32, torch.float64):
         raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
     device = generator.device if generator is not None else torch.device("cpu")
-    shape = (*tuple(batch_shape), k, k)
+    batch_shape = tuple(check_count(f"batch_shape[{i}]", size, minimum=0) for i, size in enumerate(batch_shape))
+    shape = (*batch_shape, k, k)
+    # The Gaussian matrix, its QR factors and the product: about four float64 tensors of this shape.
+    check_allocation("random_spd", 4 * math.prod(shape), torch.float64, f"batch_shape={batch_shape}, k={k}")
     gaussian = torch.randn(shape, dtype=torch.float64, device=device, generator=generator)
     q, r = torch.linalg.qr(gaussian)
     signs = torch.sign(torch.diagonal(r, dim1=-2, dim2=-1))
