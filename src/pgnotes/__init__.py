@@ -11,7 +11,7 @@ the floating dtype of the other arguments) and what is refused with a
 ``ValueError`` or ``TypeError`` naming the argument (complex and half-precision
 values, NaN and inf, shapes that do not broadcast, counts that are not positive
 integers, covariances that are not symmetric positive definite).
-:class:`PrecisionWarning` flags a float32 answer with fewer than two correct digits.
+``pgnotes.PrecisionWarning`` flags a float32 answer with fewer than two correct digits.
 """
 
 from importlib.metadata import PackageNotFoundError, version
