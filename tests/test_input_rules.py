@@ -69,6 +69,10 @@ class Spec:
     callables: tuple[str, ...] = ()
     generators: tuple[str, ...] = ()
     objects: tuple[str, ...] = ()
+    # Covariance-like matrices: symmetric positive (semi)definite (category 6).
+    covariances: tuple[str, ...] = ()
+    # Sizes whose huge values must be refused before allocating, saying how much memory (category 7).
+    sizes: tuple[str, ...] = ()
     # Arguments whose NaN or inf has a defined answer (e.g. a relative error of NaN).
     nonfinite_allowed: tuple[str, ...] = ()
     # (changes to the valid arguments, the names the message must contain)
@@ -150,11 +154,13 @@ SPECS: dict[str, Spec | Returned] = {
     "gaussian.mvn_log_prob": Spec(
         lambda: {"a": _t(0.1, 2.0), "mean": _t(0.0, 1.0), "cov": _cov()},
         tensors=("a", "mean", "cov"),
+        covariances=("cov",),
         mismatch=lambda: ({"a": torch.zeros(3, 2, dtype=F64), "mean": torch.zeros(4, 2, dtype=F64)}, ("a", "mean")),
     ),
     "gaussian.mvn_score": Spec(
         lambda: {"a": _t(0.1, 2.0), "mean": _t(0.0, 1.0), "cov": _cov()},
         tensors=("a", "mean", "cov"),
+        covariances=("cov",),
         mismatch=lambda: ({"a": torch.zeros(3, 2, dtype=F64), "mean": torch.zeros(4, 2, dtype=F64)}, ("a", "mean")),
     ),
     "gaussian.mvn_score_tril": Spec(
@@ -205,6 +211,7 @@ SPECS: dict[str, Spec | Returned] = {
         },
         tensors=("mean", "std", "baseline"),
         counts=("n",),
+        sizes=("n",),
         callables=("f",),
         generators=("generator",),
         mismatch=lambda: ({"std": _t(1.0, 2.0, 3.0)}, ("mean", "std")),
@@ -219,6 +226,7 @@ SPECS: dict[str, Spec | Returned] = {
         },
         tensors=("mean", "std"),
         counts=("n",),
+        sizes=("n",),
         callables=("f",),
         generators=("generator",),
         mismatch=lambda: ({"std": _t(1.0, 2.0, 3.0)}, ("mean", "std")),
@@ -244,6 +252,7 @@ SPECS: dict[str, Spec | Returned] = {
             "x0_mean": _t(0.5, -0.5),
         },
         tensors=("A", "B", "Q", "R", "W", "X0", "x0_mean"),
+        covariances=("Q", "R", "W", "X0"),
         reals=("gamma",),
         mismatch=lambda: ({"Q": torch.eye(3, dtype=F64)}, ("Q", "(2, 2)")),
     ),
@@ -266,6 +275,7 @@ SPECS: dict[str, Spec | Returned] = {
         f"lqr.{name}": Spec(
             lambda: {"task": _task_2d(), "gain": _gain_2d(), "noise_cov": 0.1 * torch.eye(2, dtype=F64)},
             tensors=("gain", "noise_cov"),
+            covariances=("noise_cov",),
             objects=("task",),
             mismatch=lambda: (
                 {"gain": _gain_2d().expand(3, 2, 2), "noise_cov": 0.1 * torch.eye(2, dtype=F64).expand(4, 2, 2)},
@@ -286,11 +296,13 @@ SPECS: dict[str, Spec | Returned] = {
     "action_values.action_value_matrices": Spec(
         lambda: {"task": _task_2d(), "gain": _gain_2d(), "noise_cov": 0.1 * torch.eye(2, dtype=F64)},
         tensors=("gain", "noise_cov"),
+        covariances=("noise_cov",),
         objects=("task",),
     ),
     "action_values.discounted_state_moments": Spec(
         lambda: {"task": _task_2d(), "gain": _gain_2d(), "noise_cov": 0.1 * torch.eye(2, dtype=F64)},
         tensors=("gain", "noise_cov"),
+        covariances=("noise_cov",),
         objects=("task",),
     ),
     **{
@@ -303,6 +315,7 @@ SPECS: dict[str, Spec | Returned] = {
                 "actions": torch.tensor([[0.0, 1.0], [0.25, -0.5]], dtype=F64),
             },
             tensors=("gain", "noise_cov", "states", "actions"),
+            covariances=("noise_cov",),
             objects=("task",),
             mismatch=lambda: ({"states": torch.zeros(3, 2, dtype=F64)}, ("states", "actions")),
         )
@@ -322,7 +335,9 @@ SPECS: dict[str, Spec | Returned] = {
             "generator": check.seeded(0),
         },
         tensors=("policy", "noise_cov"),
+        covariances=("noise_cov",),
         counts=("episodes", "horizon"),
+        sizes=("episodes",),
         generators=("generator",),
         objects=("task",),
     ),
@@ -441,6 +456,9 @@ SPECS: dict[str, Spec | Returned] = {
         f"numerics.{name}": Spec(
             lambda: {"a": _t(0.1, 2.0), "mean": _t(0.0, 1.0), "cov": _cov()},
             tensors=("a", "mean", "cov"),
+            # The explicit-inverse versions stand for textbook code and, as documented, do not
+            # check the covariance; the references treat it as exact and do.
+            covariances=("cov",) if "reference" in name else (),
             mismatch=lambda: ({"a": _t(0.1, 2.0, 3.0)}, ("a", "cov")),
         )
         for name in (
@@ -503,6 +521,7 @@ SPECS: dict[str, Spec | Returned] = {
             "generator": check.seeded(0),
         },
         counts=("episodes", "horizon"),
+        sizes=("episodes",),
         generators=("generator",),
         objects=("task", "policy"),
     ),
@@ -850,3 +869,27 @@ def test_seeds_are_not_generators(name: str, argument: str) -> None:
 @pytest.mark.parametrize(("name", "argument"), OBJECT_ARGUMENTS, ids=[f"{n}:{a}" for n, a in OBJECT_ARGUMENTS])
 def test_wrong_objects_are_refused(name: str, argument: str) -> None:
     _assert_clear_error(name, (argument,), **{argument: "task_2d"})
+
+
+# --------------------------------------------------------------------------- matrices and memory
+
+_BAD_COVARIANCES = {
+    # Off by far more than rounding: 1e-3 of the largest entry.
+    "asymmetric": lambda m: m + 1e-3 * m.abs().max() * torch.triu(torch.ones_like(m), diagonal=1),
+    "indefinite": lambda m: m - 2 * torch.linalg.eigvalsh(m)[-1] * torch.eye(m.shape[-1], dtype=m.dtype),
+}
+COVARIANCE_ARGUMENTS = [(n, a) for n in CALLED for a in SPECS[n].covariances]
+SIZE_ARGUMENTS = [(n, a) for n in CALLED for a in SPECS[n].sizes]
+
+
+@pytest.mark.parametrize("case", sorted(_BAD_COVARIANCES))
+@pytest.mark.parametrize(("name", "argument"), COVARIANCE_ARGUMENTS, ids=[f"{n}:{a}" for n, a in COVARIANCE_ARGUMENTS])
+def test_matrices_that_are_not_covariances_are_refused(name: str, argument: str, case: str) -> None:
+    valid = SPECS[name].valid()[argument]
+    _assert_clear_error(name, (argument,), **{argument: _BAD_COVARIANCES[case](valid)})
+
+
+@pytest.mark.parametrize(("name", "argument"), SIZE_ARGUMENTS, ids=[f"{n}:{a}" for n, a in SIZE_ARGUMENTS])
+def test_requests_that_cannot_fit_in_memory_are_refused_saying_how_much(name: str, argument: str) -> None:
+    with pytest.raises(ValueError, match=r"would need [0-9.e+]+ GiB"):
+        _call(name, **{argument: 10**15})

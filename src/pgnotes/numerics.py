@@ -264,10 +264,11 @@ def mvn_log_prob_explicit_inverse(a: Any, mean: Any, cov: Any) -> torch.Tensor:
 
     with ``torch.linalg.inv`` and ``torch.linalg.det`` (both through an LU
     factorisation with partial pivoting). It is here to be compared with the
-    Cholesky route of :func:`pgnotes.gaussian.mvn_log_prob`; it is deliberately
-    unvalidated, like the code it stands for: it returns a number for a
-    symmetric matrix that is not positive definite as long as its determinant
-    is positive, and :math:`\det\Sigma` under- or overflows for moderate ``k``
+    Cholesky route of :func:`pgnotes.gaussian.mvn_log_prob`. Its arguments
+    follow the package's input rules (dtypes, finite entries, shapes), but the
+    covariance is deliberately not checked, like in the code it stands for: it
+    returns a number for a matrix that is not positive definite as long as its
+    determinant is positive, and :math:`\det\Sigma` under- or overflows for moderate ``k``
     (e.g. :math:`\Sigma = 0.01 I` in float32 for :math:`k \ge 20`), where
     :math:`\log\det\Sigma` itself is an ordinary number.
 
@@ -299,8 +300,9 @@ def mvn_score_explicit_inverse(a: Any, mean: Any, cov: Any) -> tuple[torch.Tenso
         G = \tfrac12 \bigl( \Sigma^{-1} d d^\top \Sigma^{-1} - \Sigma^{-1} \bigr),
 
     with :math:`\Sigma^{-1}` from ``torch.linalg.inv``, for comparison with
-    :func:`pgnotes.gaussian.mvn_score` (same convention). Unvalidated, like
-    :func:`mvn_log_prob_explicit_inverse`.
+    :func:`pgnotes.gaussian.mvn_score` (same convention). Like
+    :func:`mvn_log_prob_explicit_inverse`, it does not check that the covariance
+    is positive definite.
 
     Args:
         a: Actions of shape (..., k).
