@@ -11,7 +11,7 @@ CONSTRAINTS := requirements/constraints.txt
 REPORTS := _build/reports
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv book test test-package test-notebooks test-build test-browser notebooks sync benchmark budgets student clean
+.PHONY: help venv book test test-package test-notebooks test-build test-browser notebooks sync benchmark budgets student clean assignments
 
 help:
 	@echo "make book       create $(VENV), install pinned versions, build the HTML book in _build/html"
@@ -22,6 +22,7 @@ help:
 	@echo "make budgets    time and peak memory of each chapter in a fresh one-CPU kernel (20 s, 1.5 GB)"
 	@echo "make student    build the student edition (no solutions) in _build/student/_build/html and check it"
 	@echo "make clean      remove _build and $(VENV)"
+	@echo "make assignments  build each assignment's student notebook and Gradescope autograder in _build/assignments"
 
 # The environment is rebuilt when the package metadata or the pinned versions change.
 $(STAMP): pyproject.toml $(CONSTRAINTS)
@@ -54,7 +55,8 @@ test-build: $(STAMP)
 	mkdir -p $(REPORTS)
 	$(BIN)/jupyter-book build . --builder html -W -n --keep-going 2>&1 | tee $(REPORTS)/book-build.log
 
-# Every page of _build/html in headless Chromium; tools/ensure_browser.sh installs Chromium and MathJax if missing.
+# Every page of _build/html in headless Chromium, with every request beyond the local server refused
+# (the book ships its MathJax); tools/ensure_browser.sh installs Chromium if missing.
 # It needs the book that test-build makes, so `make -j test` runs it after the build.
 test-browser: test-build
 	mkdir -p $(REPORTS)
@@ -79,3 +81,16 @@ student: $(STAMP)
 
 clean:
 	rm -rf _build $(VENV)
+
+# Assignments (otter-grader): each master notebook assignments/NAME/NAME.ipynb becomes
+# _build/assignments/NAME/student/NAME.ipynb (to hand out) and _build/assignments/NAME/autograder/
+# (NAME-autograder_*.zip to upload to Gradescope). otter assign also runs the tests on the solutions.
+ASSIGNMENT_DIR := _build/assignments
+
+assignments: $(STAMP)
+	for master in assignments/*/*.ipynb; do \
+		name=$$(basename $$master .ipynb); \
+		rm -rf $(ASSIGNMENT_DIR)/$$name; \
+		(cd assignments/$$name && $(CURDIR)/$(BIN)/otter assign --no-pdfs $$name.ipynb $(CURDIR)/$(ASSIGNMENT_DIR)/$$name); \
+	done
+	@echo "Student notebooks and autograders are in $(ASSIGNMENT_DIR)"

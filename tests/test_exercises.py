@@ -1,13 +1,19 @@
-"""Tests of pgnotes.exercises: correct answers pass with one line, wrong ones fail helpfully."""
+"""Tests of pgnotes.exercises: correct answers pass with one line, wrong ones fail helpfully,
+and no submission breaks the checker."""
 
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
+import threading
+import time
 
 import pytest
 import torch
 
-from pgnotes import exercises, gaussian
+from pgnotes import estimators, exercises, gaussian
+from pgnotes.exercises import _catalogue, _registry
 
 REQUIRED = ["normal_score", "diag_log_prob", "diag_score", "mvn_score", "tanh_log_abs_det_jacobian"]
 
@@ -65,7 +71,7 @@ def test_correct_student_solutions_pass_with_one_line(name, capsys):
 
 @pytest.mark.parametrize("name", list(exercises.available()))
 def test_every_reference_passes_its_own_check(name, capsys):
-    exercises.check(name, exercises._REGISTRY[name].reference)
+    exercises.check(name, exercises.get(name).reference)
     assert capsys.readouterr().out.count("\n") == 1
 
 
@@ -150,11 +156,11 @@ def test_register_adds_a_checker_and_refuses_silent_replacement(capsys):
         exercises.register(name, "replaced", lambda x: 3 * x, make_cases, (0.0, 0.0), replace=True)
         assert exercises.available()[name] == "replaced"
     finally:
-        exercises._REGISTRY.pop(name, None)
+        _registry._REGISTRY.pop(name, None)
 
 
 def test_cases_are_reproducible_and_cover_broadcasting():
-    exercise = exercises._REGISTRY["diag_log_prob"]
+    exercise = exercises.get("diag_log_prob")
     first = exercise.make_cases(torch.Generator().manual_seed(0))
     second = exercise.make_cases(torch.Generator().manual_seed(0))
     for case_a, case_b in zip(first, second):
@@ -163,3 +169,244 @@ def test_cases_are_reproducible_and_cover_broadcasting():
     classic = first[0].inputs
     assert classic["a"].shape == (32, 10) and classic["log_std"].shape == (10,)
     assert gaussian.diag_log_prob(**classic).shape == (32,)
+
+
+# ---------------------------------------------------------------------------------------------
+# The result object
+
+
+def test_check_returns_a_result_with_every_case_passed():
+    result = exercises.check("normal_score", student_normal_score)
+    assert isinstance(result, exercises.CheckResult)
+    assert result.ok and result.failed == 0 and result.passed == len(result.cases) == 4
+    assert result.score == 1.0 and result.messages == ()
+
+
+def test_partial_credit_counts_the_cases_passed():
+    def no_broadcast(a, mean, std):  # a typical slip: breaks on the 0-d std only
+        if std.dim() == 0:
+            raise ValueError("std must have the shape of a")
+        return student_normal_score(a, mean, std)
+
+    with pytest.raises(exercises.CheckFailed) as info:
+        exercises.check("normal_score", no_broadcast)
+    result = info.value.result
+    assert (result.passed, result.failed, result.score, result.ok) == (3, 1, 0.75, False)
+    assert str(info.value) == result.messages[0]
+    assert "std is a 0-d tensor shared by all entries" in result.messages[0]
+    assert result.summary().startswith("normal_score: 3 of 4 cases passed (score 0.75")
+    graded = exercises.grade("normal_score", no_broadcast)
+    assert graded.score == 0.75
+    graded.assert_passed(0, "same shape (7,)")
+    with pytest.raises(AssertionError, match="your function raised ValueError: std must have the shape of a"):
+        graded.assert_passed(1)
+    with pytest.raises(AssertionError, match="ValueError"):
+        graded.assert_passed()
+
+
+def test_an_exercise_without_cases_cannot_pass():
+    name = "test_no_cases"
+    try:
+        exercises.register(name, "nothing to check", lambda x: x, lambda g: [], (0.0, 0.0))
+        result = exercises.grade(name, lambda x: x)
+        assert not result.ok and result.score == 0.0 and result.passed == 0
+        with pytest.raises(AssertionError, match="has no cases"):
+            result.assert_passed()
+        with pytest.raises(exercises.CheckFailed, match="has no cases, so nothing was checked"):
+            exercises.check(name, lambda x: x)
+    finally:
+        _registry._REGISTRY.pop(name, None)
+
+
+def test_the_printed_line_is_not_shown_twice_in_a_notebook(capsys):
+    result = exercises.check("normal_score", student_normal_score)
+    assert capsys.readouterr().out.count("\n") == 1
+    result._ipython_display_()  # what IPython calls when the check is a cell's last line
+    assert capsys.readouterr().out == ""
+    graded = exercises.grade("diag_score", student_diag_score)
+    graded._ipython_display_()
+    assert capsys.readouterr().out == graded.report() + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Submissions that would break a naive checker
+
+
+def _live_workers() -> int:
+    return sum(thread.name == "pgnotes-exercise" for thread in threading.enumerate())
+
+
+def test_a_hanging_function_fails_within_the_timeout_and_is_stopped():
+    def endless(a, mean, std):
+        while True:
+            pass
+
+    start = time.perf_counter()
+    result = exercises.grade("normal_score", endless, timeout=0.5)
+    elapsed = time.perf_counter() - start
+    assert 0.5 <= elapsed < 3.0  # one timeout, not one per case
+    assert result.passed == 0 and result.score == 0.0
+    assert "did not return within 0.5 s" in result.messages[0]
+    assert all("not run: your function did not return on an earlier case" in m for m in result.messages[1:])
+    deadline = time.perf_counter() + 5
+    while _live_workers() and time.perf_counter() < deadline:  # the Python loop is sent an exception
+        time.sleep(0.05)
+    assert _live_workers() == 0
+
+
+def test_a_sleeping_function_fails_within_the_timeout():
+    start = time.perf_counter()
+    with pytest.raises(exercises.CheckFailed, match="did not return within 0.3 s"):
+        exercises.check("tanh_log_abs_det_jacobian", lambda u: time.sleep(60), timeout=0.3)
+    assert time.perf_counter() - start < 3.0
+
+
+def test_sys_exit_is_a_failed_case_not_an_exit():
+    def exits(a, mean, std):
+        sys.exit(3)
+
+    result = exercises.grade("normal_score", exits)
+    assert result.failed == 4
+    assert result.messages[0].startswith("normal_score: your function called sys.exit(3) (raised SystemExit)")
+
+
+def test_keyboard_interrupt_raised_by_the_function_is_a_failed_case():
+    def interrupts(a, mean, std):
+        raise KeyboardInterrupt
+
+    with pytest.raises(exercises.CheckFailed, match="your function raised KeyboardInterrupt"):
+        exercises.check("normal_score", interrupts)
+
+
+def test_a_stub_is_not_implemented_yet():
+    def stub(a, mean, std):
+        raise NotImplementedError
+
+    for unfinished in (stub, lambda a, mean, std: None, lambda a, mean, std: ...):
+        result = exercises.grade("normal_score", unfinished)
+        assert result.score == 0.0
+        assert result.messages[0].startswith("normal_score: not implemented yet"), result.messages[0]
+
+
+def test_inputs_modified_in_place_are_reported():
+    def subtracts_in_place(a, mean, std):
+        d = a.sub_(mean)  # the answer is right, but the caller's a is gone
+        return d / std**2, (d**2 - std**2) / std**3
+
+    with pytest.raises(exercises.CheckFailed, match=r"modified its input a in place") as info:
+        exercises.check("normal_score", subtracts_in_place)
+    assert info.value.result.failed == 3  # the fourth case has mean 0: a - 0 leaves a as it was
+
+    def scales_std(a, mean, std):
+        std *= 1.0 + 1e-12
+        return student_normal_score(a, mean, std)
+
+    assert "modified its input std in place" in exercises.grade("normal_score", scales_std).messages[0]
+
+
+def test_a_tensor_on_another_device_is_a_failed_case():
+    def on_meta(a, mean, std):
+        return tuple(t.to("meta") for t in student_normal_score(a, mean, std))
+
+    with pytest.raises(exercises.CheckFailed, match=r"d_mean is on device meta, expected cpu"):
+        exercises.check("normal_score", on_meta)
+
+
+def test_grading_refuses_a_call_to_the_reference_however_imported():
+    from pgnotes.gaussian import normal_score as renamed
+
+    def wrapper(a, mean, std):
+        return renamed(a, mean, std)
+
+    for submission in (gaussian.normal_score, wrapper, lambda a, mean, std: gaussian.normal_score(a, mean, std)):
+        exercises.check("normal_score", submission)  # the learner's check accepts it
+        result = exercises.grade("normal_score", submission)
+        assert result.score == 0.0
+        assert "calls the reference implementation pgnotes.gaussian.normal_score" in result.messages[0]
+    # Calling another function of the package is allowed.
+    assert exercises.grade("normal_score", lambda a, mean, std: (
+        gaussian.normal_score_log_std(a, mean, torch.log(std))[0], student_normal_score(a, mean, std)[1]
+    )).ok
+
+
+def test_grading_refuses_the_package_function_behind_an_adapter():
+    def via_package(mean, std, k, baseline):
+        v = estimators.exact_variance_quadratic(mean, std, k, baseline=baseline)
+        return v.score_mean, v.score_std, v.pathwise_mean, v.pathwise_std
+
+    result = exercises.grade("exact_variance_quadratic", via_package)
+    assert "calls the reference implementation pgnotes.estimators.exact_variance_quadratic" in result.messages[0]
+
+
+def test_grading_remembers_the_result_of_a_function():
+    calls = []
+
+    def counted(u):
+        calls.append(1)
+        return student_tanh(u)
+
+    first = exercises.grade("tanh_log_abs_det_jacobian", counted)
+    assert exercises.grade("tanh_log_abs_det_jacobian", counted) is first and first.ok
+    assert len(calls) == len(first.cases)
+
+
+# ---------------------------------------------------------------------------------------------
+# describe
+
+
+def test_describe_gives_the_argument_order_shapes_and_output_order():
+    text = str(exercises.describe("normal_score"))
+    lines = text.splitlines()
+    assert lines[0] == "normal_score(a, mean, std) -> (d_mean, d_std)"
+    assert "by position in this order" in lines[2]
+    assert [line.split()[0] for line in lines[3:6]] == ["a", "mean", "std"]
+    assert "tensor (float64); in the cases: shapes (7,), (), (3,), (6,)" in lines[5]
+    assert lines[6] == "Returns a tuple of 2 tensors, in this order:"
+    assert [line.split()[0] for line in lines[7:9]] == ["d_mean", "d_std"]
+    assert "shapes (7,), (5,), (4, 3), (6,)" in lines[7]
+    assert "atol=1e-10, rtol=1e-09" in lines[-1]
+
+
+def test_describe_shows_plain_values_and_single_outputs():
+    description = exercises.describe("reward_to_go")
+    assert description.signature == "reward_to_go(rewards, gamma) -> output"
+    assert "gamma    float; in the cases: values 0.9, 0.5, 0.99, 1.0" in str(description)
+    assert "Returns one tensor:" in repr(description)
+    assert exercises.describe("diag_log_prob").signature == "diag_log_prob(a, mean, log_std) -> output"
+
+
+@pytest.mark.parametrize("name", list(exercises.available()))
+def test_every_exercise_can_be_described(name):
+    assert str(exercises.describe(name)).startswith(f"{name}(")
+
+
+# ---------------------------------------------------------------------------------------------
+# Layout: per-concept modules, loaded on demand
+
+
+def test_the_catalogue_lists_exactly_what_each_module_registers():
+    for module, names in _catalogue.MODULES.items():
+        registered = [n for n, e in _registry._REGISTRY.items() if e.make_cases.__module__ == module]
+        assert registered == list(names), module
+    assert sorted(exercises.available()) == sorted(n for names in _catalogue.MODULES.values() for n in names)
+
+
+def _modules_after(*steps: str) -> list[set[str]]:
+    """The pgnotes modules loaded after each step, run in order in a fresh interpreter."""
+    report = "print(' '.join(m for m in sys.modules if m.startswith('pgnotes')))"
+    script = "\n".join(["import sys", *(f"{step}\n{report}" for step in steps)])
+    output = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    return [set(line.split()) for line in output.splitlines()]
+
+
+def test_importing_the_checkers_does_not_import_the_package():
+    imported, looked_up = _modules_after("from pgnotes import exercises", "exercises.get('reward_to_go')")
+    mechanism = {"_catalogue", "_checking", "_describe", "_registry"}
+    assert imported == {"pgnotes", "pgnotes.exercises"} | {f"pgnotes.exercises.{name}" for name in mechanism}
+    assert {"pgnotes.exercises.reinforce", "pgnotes.reinforce"} <= looked_up
+    assert not {"pgnotes.exercises.gaussian", "pgnotes.exercises.estimators", "pgnotes.estimators"} & looked_up
+
+
+@pytest.mark.parametrize("module", list(_catalogue.MODULES))
+def test_each_concept_module_imports_on_its_own(module):
+    assert module in _modules_after(f"import {module}")[0]  # imported first: no cycle through the package

@@ -61,7 +61,7 @@ def github_owner_and_name(config: dict) -> tuple[str, str]:
     url = config["repository"]["url"].rstrip("/")
     match = re.fullmatch(r"https://github\.com/([^/]+)/([^/]+?)(?:\.git)?", url)
     if not match:
-        raise SystemExit(f"_config.yml: repository.url must look like https://github.com/OWNER/NAME, got {url}")
+        raise ValueError(f"_config.yml: repository.url must look like https://github.com/OWNER/NAME, got {url}")
     return match.group(1), match.group(2)
 
 

@@ -14,13 +14,20 @@ editions never drift apart):
   notebook code cells included;
 - no copies of the sources (``html_copy_source: false``) and no download button: the downloadable
   .ipynb would carry the solutions;
-- no Binder and Colab buttons: they open the repository's notebooks, solutions included (Live Code
-  stays: it runs the cells of the page, which holds none);
+- no Binder and Colab buttons and no Live Code (Thebe): all three start from the repository's
+  notebooks, solutions included;
+- the text that points readers to those buttons is replaced, on the pages of this edition only, by
+  a sentence saying how to run the code without them (the :class:`StudentLaunchText` transform
+  below, loaded as a Sphinx extension of this edition);
 - "(student edition)" after the title.
+
+Publish only ``<output>/_build/html``: the rest of ``<output>`` holds the record of the removed
+solutions, used by the checks.
 
 The build is as strict as the test build (``-W -n --keep-going``). Then every file of the output is
 checked: as many solutions removed as the sources hold, no solution element, no notebook and no link
-to one, and no run of 8 words of a removed solution that does not also occur outside the solutions of
+to one, no address of a launch service (Binder, Colab), no mention of the launch buttons, and no run
+of 8 words of a removed solution that does not also occur outside the solutions of
 its page's source. Exits with status 1 on any warning or leak.
 """
 
@@ -34,15 +41,24 @@ import pathlib
 import re
 import subprocess
 import sys
+from urllib.parse import urlparse
 
 import yaml
 from bs4 import BeautifulSoup
+from sphinx.transforms import SphinxTransform
 
 from notebooks import toc_docnames  # tools/notebooks.py, beside this script
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 TOOLS = ROOT / "tools"
 EXTENSION = "pgnotes_sphinx"
+LAUNCH_SERVICES = ("binderhub_url", "colab_url", "jupyterhub_url", "deepnote_url")
+# How the book's text refers to its launch buttons; such a paragraph is replaced in this edition.
+LAUNCH_BUTTON_TEXT = re.compile(r"rocket icon|launch button", re.IGNORECASE)
+STUDENT_LAUNCH_TEXT = (
+    "This edition opens no notebooks and runs no code in the browser: run a page's code in your own "
+    "Jupyter or Python, with the pgnotes package installed as your course explains."
+)
 REMOVED_SOLUTIONS = "removed-solutions.json"
 NGRAM = 8
 
@@ -53,6 +69,7 @@ def student_config(config: dict) -> dict:
     student["title"] = f"{config.get('title', 'Book')} (student edition)"
     sphinx = student.setdefault("sphinx", {})
     sphinx.setdefault("local_extensions", {})[EXTENSION] = str(TOOLS)
+    sphinx["local_extensions"][pathlib.Path(__file__).stem] = str(TOOLS)
     options = sphinx.setdefault("config", {})
     options["pgnotes_student_edition"] = True
     options["html_copy_source"] = False
@@ -62,9 +79,50 @@ def student_config(config: dict) -> dict:
     sphinx["recursive_update"] = True
     options.setdefault("html_theme_options", {})["use_download_button"] = False
     launch = student.setdefault("launch_buttons", {})
-    for service in ("binderhub_url", "colab_url", "jupyterhub_url", "deepnote_url"):
+    for service in LAUNCH_SERVICES:
         launch.pop(service, None)
+    launch["thebe"] = False  # Live Code starts a Binder of the repository, solutions included
+    sphinx["config"]["pgnotes_launch_hosts"] = launch_hosts(config)
     return student
+
+
+def launch_hosts(config: dict) -> list[str]:
+    """Host names of the launch services that _config.yml configures, e.g. ``mybinder.org``."""
+    urls = [config.get("launch_buttons", {}).get(service) for service in LAUNCH_SERVICES]
+    return sorted({urlparse(url).netloc for url in urls if url})
+
+
+def _refers_to_launch(paragraph, hosts: list[str]) -> bool:
+    from docutils import nodes
+
+    if LAUNCH_BUTTON_TEXT.search(paragraph.astext()):
+        return True
+    return any(
+        urlparse(reference.get("refuri", "")).netloc in hosts for reference in paragraph.findall(nodes.reference)
+    )
+
+
+class StudentLaunchText(SphinxTransform):
+    """In the student edition, replace each paragraph that sends readers to the launch buttons."""
+
+    default_priority = 60
+
+    def apply(self, **kwargs) -> None:
+        if not getattr(self.config, "pgnotes_student_edition", False):
+            return
+        from docutils import nodes
+
+        hosts = list(self.config.pgnotes_launch_hosts)
+        for paragraph in list(self.document.findall(nodes.paragraph)):
+            if _refers_to_launch(paragraph, hosts):
+                paragraph.replace_self(nodes.paragraph(text=STUDENT_LAUNCH_TEXT))
+
+
+def setup(app):
+    """Sphinx extension of the student edition (added to its configuration by :func:`student_config`)."""
+    app.add_config_value("pgnotes_launch_hosts", [], "env")
+    app.add_transform(StudentLaunchText)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
 
 
 def tokens(text: str) -> list[str]:
@@ -102,8 +160,10 @@ def visible_text(path: pathlib.Path) -> str:
     return soup.get_text(" ")
 
 
-def leaks(html_root: pathlib.Path, removed: dict[str, list[str]], sources: dict[str, Source]) -> list[str]:
-    """What of the solutions is still in the built edition; empty when nothing is."""
+def leaks(
+    html_root: pathlib.Path, removed: dict[str, list[str]], sources: dict[str, Source], hosts: list[str] = ()
+) -> list[str]:
+    """What of the solutions (or of the ways to the full notebooks) is in the built edition; empty when nothing is."""
     problems = []
     for doc, source in sorted(sources.items()):
         if len(removed.get(doc, [])) != source.solutions:
@@ -120,6 +180,15 @@ def leaks(html_root: pathlib.Path, removed: dict[str, list[str]], sources: dict[
             problems.append(f"{path.relative_to(html_root)}: holds a solution element")
         for link in soup.find_all(href=re.compile(r"\.ipynb(?:[?#].*)?$")):
             problems.append(f"{path.relative_to(html_root)}: links to a notebook, solutions included: {link['href']}")
+    for path, text in texts.items():
+        if path.suffix != ".html":  # the pages, not the libraries' own assets (thebe's default Binder)
+            continue
+        raw = path.read_text(encoding="utf-8", errors="replace")
+        for host in hosts:
+            if host in raw:
+                problems.append(f"{path.relative_to(html_root)}: points to {host}, which opens the full notebooks")
+        if LAUNCH_BUTTON_TEXT.search(text):
+            problems.append(f"{path.relative_to(html_root)}: mentions launch buttons this edition does not have")
     words = {path: f" {' '.join(tokens(text))} " for path, text in texts.items()}
     # What the book says outside its solutions, on any page: repeating it is no leak.
     outside = "\n".join(source.outside for source in sources.values())
@@ -239,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     html = output / "_build" / "html"
     removed = json.loads((output / "_build" / REMOVED_SOLUTIONS).read_text())
-    problems = leaks(html, removed, source_texts())
+    problems = leaks(html, removed, source_texts(), launch_hosts(config))
     for problem in problems:
         print(f"LEAK {problem}", file=sys.stderr)
     if problems:

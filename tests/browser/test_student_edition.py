@@ -114,3 +114,36 @@ def test_the_student_configuration_is_the_book_configuration_without_solutions_o
     for key in set(config["sphinx"]["config"]) - {"html_theme_options"}:
         assert options[key] == config["sphinx"]["config"][key], key
     assert json.dumps(config) == json.dumps(yaml.safe_load((ROOT / "_config.yml").read_text())), "config mutated"
+
+
+def test_the_student_edition_has_no_way_to_the_full_notebooks():
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    student = student_build.student_config(config)
+    assert student["launch_buttons"]["thebe"] is False  # Live Code starts a Binder of the repository
+    assert student["sphinx"]["local_extensions"]["student_build"] == str(ROOT / "tools")
+    assert student["sphinx"]["config"]["pgnotes_launch_hosts"] == ["colab.research.google.com", "mybinder.org"]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("<p>Open it in <a href='https://mybinder.org/v2/gh/x/y/main'>Binder</a>.</p>", "points to mybinder.org"),
+        ("<p>Use the rocket icon above to open it.</p>", "mentions launch buttons"),
+    ],
+)
+def test_a_way_to_the_full_notebooks_is_found(edition, content, message):
+    html, removed, sources = edition
+    page = html / "book" / "chapter.html"
+    page.write_text(page.read_text().replace("<h2>Summary</h2>", content + "<h2>Summary</h2>"))
+    problems = student_build.leaks(html, removed, sources, ["mybinder.org"])
+    assert any(message in problem for problem in problems), problems
+
+
+def test_paragraphs_about_the_launch_buttons_are_recognised():
+    from docutils import nodes
+
+    colab = nodes.reference("Colab", "Colab", refuri="https://colab.research.google.com/github/x")
+    link = nodes.paragraph("", "", nodes.Text("Run it in "), colab)
+    assert student_build._refers_to_launch(link, ["colab.research.google.com"])
+    assert student_build._refers_to_launch(nodes.paragraph(text="The rocket icon opens Binder."), [])
+    assert not student_build._refers_to_launch(nodes.paragraph(text=student_build.STUDENT_LAUNCH_TEXT), ["mybinder.org"])
