@@ -35,6 +35,7 @@ import torch
 import pgnotes
 from pgnotes import (
     action_values,
+    fisher,
     pathwise,
     chain_rule,
     check,
@@ -607,7 +608,103 @@ SPECS: dict[str, Spec | Returned] = {
         callables=("critic",),
         objects=("policy",),
     ),
+    # ------------------------------------------------------------------ fisher
+    "fisher.normal_fisher": Spec(lambda: {"std": _t(0.5, 2.0)}, tensors=("std",)),
+    "fisher.normal_fisher_log_std": Spec(lambda: {"log_std": _t(0.5, -2.0)}, tensors=("log_std",)),
+    "fisher.diag_fisher": Spec(lambda: {"log_std": _t(0.5, -2.0)}, tensors=("log_std",)),
+    "fisher.mvn_fisher_mean": Spec(
+        lambda: {"cov": _cov(), "jacobian": torch.tensor([[1.0, 0.0, 2.0], [0.5, 1.0, 0.0]], dtype=F64)},
+        tensors=("cov", "jacobian"),
+        covariances=("cov",),
+    ),
+    "fisher.mvn_fisher_cov": Spec(
+        lambda: {"cov": _cov(), "direction": torch.tensor([[1.0, 0.5], [0.5, 0.0]], dtype=F64)},
+        tensors=("cov", "direction"),
+        covariances=("cov",),
+    ),
+    "fisher.mvn_fisher_cov_matrix": Spec(lambda: {"cov": _cov()}, tensors=("cov",), covariances=("cov",)),
+    "fisher.mvn_fisher_tril": Spec(
+        lambda: {"scale_tril": torch.tensor([[1.0, 0.0], [0.5, 2.0]], dtype=F64)}, tensors=("scale_tril",)
+    ),
+    **{
+        f"fisher.{name}": Spec(
+            lambda: {"mean_p": _t(0.0, 1.0), "std_p": _t(1.0, 2.0), "mean_q": _t(0.5, 0.5), "std_q": _t(1.5, 0.5)},
+            tensors=("mean_p", "std_p", "mean_q", "std_q"),
+            mismatch=lambda: ({"mean_q": _t(1.0, 2.0, 3.0)}, ("mean_p", "mean_q")),
+        )
+        for name in ("normal_kl", "normal_kl_grad")
+    },
+    **{
+        f"fisher.{name}": Spec(
+            lambda: {"mean_p": _t(0.0, 1.0), "log_std_p": _t(0.0, 0.5), "mean_q": _t(0.5, 0.5), "log_std_q": _t(-0.5, 0.0)},
+            tensors=("mean_p", "log_std_p", "mean_q", "log_std_q"),
+            mismatch=lambda: ({"mean_q": _t(1.0, 2.0, 3.0)}, ("mean_p", "mean_q")),
+        )
+        for name in ("diag_kl", "diag_kl_grad")
+    },
+    **{
+        f"fisher.{name}": Spec(
+            lambda: {"mean_p": _t(0.0, 1.0), "cov_p": _cov(), "mean_q": _t(0.5, 0.5), "cov_q": 2.0 * _cov()},
+            tensors=("mean_p", "cov_p", "mean_q", "cov_q"),
+            covariances=("cov_p", "cov_q"),
+            mismatch=lambda: ({"mean_q": _t(1.0, 2.0, 3.0)}, ("mean_q",)),
+        )
+        for name in ("mvn_kl", "mvn_kl_grad")
+    },
+    "fisher.empirical_fisher": Spec(
+        lambda: {"scores": torch.tensor([[1.0, 0.5], [-0.5, 2.0], [0.25, -1.0]], dtype=F64)}, tensors=("scores",)
+    ),
+    "fisher.natural_gradient": Spec(
+        lambda: {"fisher": _cov(), "gradient": _t(1.0, -0.5), "damping": 0.1},
+        tensors=("fisher", "gradient"),
+        reals=("damping",),
+        covariances=("fisher",),
+    ),
+    "fisher.compatible_weights": Spec(
+        lambda: {"scores": torch.tensor([[1.0, 0.5], [-0.5, 2.0], [0.25, -1.0]], dtype=F64), "advantages": _t(1.0, -1.0, 0.5)},
+        tensors=("scores", "advantages"),
+        mismatch=lambda: ({"advantages": _t(1.0, 2.0)}, ("scores", "advantages")),
+    ),
+    "fisher.trust_region_step": Spec(
+        lambda: {"fisher": _cov(), "gradient": _t(1.0, -0.5), "max_kl": 0.01},
+        tensors=("fisher", "gradient"),
+        reals=("max_kl",),
+        covariances=("fisher",),
+    ),
+    **{
+        f"fisher.{name}": Spec(
+            lambda: {"task": _task_2d(), "gain": _gain_2d(), "noise_cov": 0.1 * torch.eye(2, dtype=F64)},
+            tensors=("gain", "noise_cov"),
+            covariances=("noise_cov",),
+            objects=("task",),
+        )
+        for name in ("lqr_policy_gradient", "lqr_fisher", "lqr_natural_gradient")
+    },
+    "fisher.lqr_compatible_fit": Spec(
+        lambda: {
+            "task": _task_2d(),
+            "gain": _gain_2d(),
+            "noise_cov": 0.1 * torch.eye(2, dtype=F64),
+            "batch": rollouts.rollout(
+                _task_2d(), _gain_2d(), noise_cov=0.1 * torch.eye(2, dtype=F64), episodes=8, horizon=5, generator=check.seeded(0)
+            ),
+        },
+        tensors=("gain", "noise_cov"),
+        covariances=("noise_cov",),
+        objects=("task",),
+    ),
     # --------------------------------------------------------------- exercises
+    "exercises.CaseResult": Returned("exercises.grade"),
+    "exercises.CheckResult": Returned("exercises.grade"),
+    "exercises.CheckFailed": Returned("exercises.check (an exception)"),
+    "exercises.ExerciseDescription": Returned("exercises.describe"),
+    "exercises.describe": Spec(lambda: {"name": "normal_log_prob"}),
+    "exercises.get": Spec(lambda: {"name": "normal_log_prob"}),
+    "exercises.grade": Spec(
+        lambda: {"name": "normal_log_prob", "student_fn": gaussian.normal_log_prob},
+        callables=("student_fn",),
+        names_as={"student_fn": "the function to check"},
+    ),
     "exercises.Case": Returned("made by exercise authors, not from student input"),
     "exercises.Exercise": Returned("exercises.register"),
     "exercises.register": Returned("called by exercise authors when a module is imported"),
@@ -617,7 +714,7 @@ SPECS: dict[str, Spec | Returned] = {
         callables=("student_fn",),
         # A checker's feedback on a submission is an AssertionError that says what went wrong.
         errors=(ValueError, TypeError, AssertionError),
-        names_as={"student_fn": "your function"},
+        names_as={"student_fn": "the function to check"},
     ),
 }
 
