@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from pgnotes import estimators
+from pgnotes import estimators, objectives
 from pgnotes.exercises._registry import Case, register
 from pgnotes.exercises._inputs import ELEMENTWISE, positive, randn
 
@@ -60,7 +60,7 @@ def _variance_cases(generator: torch.Generator) -> list[Case]:
 
 def _exact_variances_as_tuple(mean: Any, std: Any, k: Any, baseline: Any) -> tuple[torch.Tensor, ...]:
     """The four exact variances in the order (score_mean, score_std, pathwise_mean, pathwise_std)."""
-    variances = estimators.exact_variance_quadratic(mean, std, k, baseline=baseline)
+    variances = objectives.exact_variance_quadratic(mean, std, k, baseline=baseline)
     return variances.score_mean, variances.score_std, variances.pathwise_mean, variances.pathwise_std
 
 
@@ -99,13 +99,13 @@ def _step_gradient_cases(generator: torch.Generator) -> list[Case]:
 
 def _step_gradient_reference(mean: Any, std: Any, k: Any, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The exact gradient of P(a > k), which a Monte Carlo average of n estimates approaches."""
-    return estimators.exact_gradient_step(mean, std, k)
+    return objectives.exact_gradient_step(mean, std, k)
 
 
 register(
     "exact_gradient_step",
     "gradient of P(a > k), a ~ N(mean, std^2), w.r.t. (mean, std): (d_mean, d_std)",
-    estimators.exact_gradient_step,
+    objectives.exact_gradient_step,
     _estimator_cases,
     (1e-13, 1e-12),
     outputs=("d_mean", "d_std"),
@@ -117,7 +117,7 @@ register(
     _exact_variances_as_tuple,
     _variance_cases,
     ELEMENTWISE,
-    forbidden=(estimators.exact_variance_quadratic,),
+    forbidden=(objectives.exact_variance_quadratic,),
     outputs=("score_mean", "score_std", "pathwise_mean", "pathwise_std"),
     elementwise=True,
 )
@@ -128,7 +128,7 @@ register(
     _step_gradient_cases,
     _MONTE_CARLO,
     # Graded work averages its own estimates: neither the exact answer nor the package's estimator.
-    forbidden=(estimators.exact_gradient_step, estimators.score_function_estimates),
+    forbidden=(objectives.exact_gradient_step, estimators.score_function_estimates),
     outputs=("d_mean", "d_std"),
     elementwise=True,
 )
