@@ -21,6 +21,10 @@ try:
 except PackageNotFoundError:  # running from a source tree that was not installed
     __version__ = "0.0.0+unknown"
 
-from pgnotes._validation import PrecisionWarning
+
+
+class PrecisionWarning(UserWarning):
+    """The answer is computed, but the dtype cannot hold the digits it needs (use float64)."""
+
 
 __all__ = ["__version__", "PrecisionWarning"]

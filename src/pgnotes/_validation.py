@@ -53,8 +53,8 @@ __all__ = [
 _REFUSED_FLOATS = (torch.float16, torch.bfloat16)
 
 
-class PrecisionWarning(UserWarning):
-    """The answer is computed, but the dtype cannot hold the digits it needs (use float64)."""
+# Defined in the package's __init__ (importing pgnotes stays light); raised from here.
+from pgnotes import PrecisionWarning  # noqa: E402
 
 
 def _under_transform(value: torch.Tensor) -> bool:
