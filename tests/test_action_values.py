@@ -111,7 +111,8 @@ def test_differentiable_in_gain():
         ({"gain": 5 * torch.eye(2)}, ValueError, "unstable"),
         ({"gain": torch.full((2, 2), math.nan)}, ValueError, "gain must be finite"),
         ({"task": "task_2d"}, TypeError, "task must be an LQRTask"),
-        ({"states": torch.zeros(2, dtype=torch.int64)}, ValueError, "floating-point"),
+        ({"states": torch.zeros(2, dtype=torch.complex128)}, ValueError, "states must be real"),
+        ({"noise_cov": -0.1 * torch.eye(2)}, ValueError, "noise_cov must be positive semidefinite"),
     ],
 )
 def test_bad_input_is_refused_naming_the_argument(kwargs, error, match):

@@ -217,7 +217,7 @@ def test_monte_carlo_misuse():
         check.score_mean_check(sample_diag, lambda a: a.sum(), 10)
     with pytest.raises(ValueError, match=r"expected must have shape \(3, 3\)"):
         check.fisher_check(sample_diag, lambda a: a, torch.eye(2), 10)
-    with pytest.raises(ValueError, match="num_samples must be at least 2"):
+    with pytest.raises(ValueError, match="num_samples must be an integer >= 2"):
         check.score_mean_check(sample_diag, lambda a: a, 1)
 
 
@@ -253,5 +253,5 @@ def test_random_spd_dtype_seed_and_errors():
     assert torch.equal(check.random_spd(1, 50.0, generator=gen(0)), torch.ones(1, 1, dtype=F64))
     with pytest.raises(ValueError, match="k must be a positive integer"):
         check.random_spd(0, 10.0)
-    with pytest.raises(ValueError, match="condition_number must be finite and >= 1"):
+    with pytest.raises(ValueError, match="condition_number must be a finite number >= 1"):
         check.random_spd(3, 0.5)

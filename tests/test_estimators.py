@@ -611,9 +611,9 @@ def test_non_finite_derivative():
         (torch.tensor([0.0, float("nan"), 0.0], dtype=F64), STD, 5, "mean must be finite"),
         (MEAN, torch.tensor([1.0, float("inf"), 1.0], dtype=F64), 5, "std must be finite"),
         (torch.zeros(2, dtype=F64), STD, 5, "shapes do not broadcast"),
-        (torch.zeros(3, dtype=torch.int64), STD, 5, "mean must be a floating-point tensor"),
-        (torch.zeros(3, dtype=torch.complex128), STD, 5, "mean must be a real floating-point tensor"),
-        ("zero", STD, 5, "mean must be a tensor or a number"),
+        (torch.zeros(3, dtype=torch.complex128), STD, 5, "mean must be real"),
+        (torch.zeros(3, dtype=torch.float16), STD, 5, "mean has dtype torch.float16"),
+        ("zero", STD, 5, "mean must be a tensor, an array or a number"),
         (MEAN, STD, 0, "n must be a positive integer"),
         (MEAN, STD, -3, "n must be a positive integer"),
         (MEAN, STD, 2.5, "n must be a positive integer"),
@@ -627,8 +627,17 @@ def test_argument_errors(estimator, mean, std, n, match):
 
 @pytest.mark.parametrize("estimator", [score_function_estimates, pathwise_estimates])
 def test_generator_must_be_a_generator(estimator):
-    with pytest.raises(ValueError, match="generator must be a torch.Generator"):
+    with pytest.raises(TypeError, match="generator must be a torch.Generator"):
         estimator(quadratic_reward(K), MEAN, STD, 5, generator=0)
+
+
+@pytest.mark.parametrize("estimator", [score_function_estimates, pathwise_estimates])
+def test_integer_mean_is_promoted_to_the_dtype_of_std(estimator):
+    promoted = estimator(quadratic_reward(K), torch.zeros(3, dtype=torch.int64), STD, 5, generator=gen(0))
+    floating = estimator(quadratic_reward(K), torch.zeros(3, dtype=F64), STD, 5, generator=gen(0))
+    for got, expected in zip(promoted, floating):
+        assert got.dtype == F64
+        torch.testing.assert_close(got, expected, rtol=0, atol=0)
 
 
 def test_baseline_errors():

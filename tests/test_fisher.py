@@ -360,7 +360,7 @@ def test_lqr_natural_gradient_matches_the_closed_form_of_fazel_et_al():
         (lambda: fisher.mvn_kl_grad(torch.zeros(2), torch.eye(2), torch.zeros(2), torch.zeros(2, 2)), "cov_q"),
         (lambda: fisher.empirical_fisher(torch.ones(3)), "scores"),
         (lambda: fisher.empirical_fisher(torch.tensor([[1.0, float("nan")]])), "scores"),
-        (lambda: fisher.empirical_fisher(torch.ones(3, 2, dtype=torch.int64)), "scores"),
+        (lambda: fisher.empirical_fisher(torch.ones(3, 2, dtype=torch.complex64)), "scores"),
         (lambda: fisher.natural_gradient(torch.eye(2), torch.ones(3)), "gradient"),
         (lambda: fisher.natural_gradient(torch.zeros(2, 2), torch.ones(2)), "fisher"),
         (lambda: fisher.natural_gradient(torch.eye(2), torch.ones(2), damping=-1.0), "damping"),

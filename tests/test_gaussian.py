@@ -517,6 +517,7 @@ def test_non_finite_inputs_are_named(function, names, make, bad_value):
             function(*arguments)
 
 
-def test_integer_tensors_are_refused():
-    with pytest.raises(ValueError, match="a must be a floating-point tensor"):
-        gaussian.normal_log_prob(torch.zeros(3, dtype=torch.int64), 0.0, 1.0)
+def test_integer_tensors_are_promoted_to_the_floating_dtype():
+    promoted = gaussian.normal_log_prob(torch.zeros(3, dtype=torch.int64), 0.0, torch.tensor(1.0, dtype=torch.float64))
+    assert promoted.dtype == torch.float64
+    torch.testing.assert_close(promoted, gaussian.normal_log_prob(torch.zeros(3, dtype=torch.float64), 0.0, 1.0))

@@ -330,7 +330,7 @@ def test_rollout_checks_the_policy_dimensions() -> None:
         rollouts.rollout(task, LearnedStdPolicy(1, 2), episodes=2, horizon=3)
     with pytest.raises(ValueError, match=r"policy.act_dim = 1 does not match task.action_dim = 2"):
         rollouts.rollout(task, LearnedStdPolicy(2, 1), episodes=2, horizon=3)
-    with pytest.raises(ValueError, match="episodes and horizon must be positive"):
+    with pytest.raises(ValueError, match="episodes must be a positive integer"):
         rollouts.rollout(task, LearnedStdPolicy(2, 2), episodes=0, horizon=3)
     with pytest.raises(ValueError, match="noise_cov is only used with a gain"):
         rollouts.rollout(task, LearnedStdPolicy(2, 2), episodes=2, horizon=3, noise_cov=torch.eye(2))

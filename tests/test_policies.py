@@ -284,7 +284,7 @@ def test_dtype_mismatch_is_explained() -> None:
     [
         (lambda: LearnedStdPolicy(0, 2), "obs_dim must be a positive integer"),
         (lambda: LearnedStdPolicy(2, 2.0), "act_dim must be a positive integer"),
-        (lambda: LearnedStdPolicy(2, 2, hidden=(0,)), "hidden layer widths must be positive"),
+        (lambda: LearnedStdPolicy(2, 2, hidden=(0,)), r"hidden\[0\] must be a positive integer"),
         (lambda: LearnedStdPolicy(2, 2, init_std=0.0), "init_std must be a finite number > 0"),
         (lambda: FixedStdPolicy(2, 2, std=-1.0), "std must be > 0"),
         (lambda: StateDependentStdPolicy(2, 2, log_std_bounds=(1.0, 0.0)), "min < max"),

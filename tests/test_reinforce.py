@@ -160,7 +160,7 @@ def test_estimate_rejects_bad_arguments() -> None:
     task = lqr.task_2d()
     with pytest.raises(ValueError, match="baseline must be one of"):
         reinforce.estimate_gradient(task, LearnedStdPolicy(2, 2), baseline="median")
-    with pytest.raises(ValueError, match="episodes must be at least 2"):
+    with pytest.raises(ValueError, match="episodes must be an integer >= 2"):
         reinforce.estimate_gradient(task, LearnedStdPolicy(2, 2), episodes=1)
     with pytest.raises(ValueError, match="policy.obs_dim = 3 does not match task.state_dim = 2"):
         reinforce.estimate_gradient(task, LearnedStdPolicy(3, 2))
@@ -347,8 +347,9 @@ def test_diverging_rollouts_stop_training_with_advice() -> None:
 
 
 def test_non_finite_gradients_stop_training_before_the_update() -> None:
-    # sigma = exp(-800) underflows to 0 in float64: the sampled actions are the
-    # mean, but the log-density is 0 * inf = NaN, and so is its gradient. The
+    # sigma = exp(-1500) underflows to 0 in float64 and 1/sigma overflows even when
+    # applied in two halves (beyond twice the exponent range): the sampled actions
+    # are the mean and the gradient of the log-density is 0 * inf = NaN. The
     # callback breaks sigma after two healthy iterations.
     policy = LearnedStdPolicy(1, 1, dtype=F64)
     before: list[torch.Tensor] = []
@@ -356,7 +357,7 @@ def test_non_finite_gradients_stop_training_before_the_update() -> None:
     def break_sigma_after_two_updates(i: int, history: reinforce.History) -> None:
         if i == 1:
             with torch.no_grad():
-                policy.log_std_param.fill_(-800.0)
+                policy.log_std_param.fill_(-1500.0)
             before.extend(p.detach().clone() for p in policy.parameters())
 
     with pytest.raises(RuntimeError, match=r"gradient estimate is not finite at iteration 2.*clamp log sigma") as info:

@@ -113,6 +113,12 @@ def _vector_jacobian_products(
     return tuple(torch.zeros_like(t) if g is None else g for t, g in zip(inputs, gradients))
 
 
+def _check_obs_act_batches(obs: Any, act: torch.Tensor, policy: GaussianPolicy) -> None:
+    """Observations and actions must have batch shapes that broadcast (named as obs and act)."""
+    obs = as_float_tensor("obs", obs, like=policy.mean_head.weight)
+    broadcast_shapes(**{"batch shape of obs": obs.shape[:-1], "batch shape of act": act.shape[:-1]})
+
+
 def _batch_shape(a: torch.Tensor, mean: torch.Tensor, matrix_batch: torch.Size) -> torch.Size:
     return broadcast_shapes(
         **{"batch shape of a": a.shape[:-1], "batch shape of mean": mean.shape[:-1], "batch shape of the scale": matrix_batch}
@@ -295,6 +301,8 @@ def policy_chain_rule(
         raise ValueError(f"through='log_std' needs a diagonal policy; {type(policy).__name__} has a full covariance")
     parameters = _learnable(policy)
     act = as_float_tensor("act", act, like=policy.mean_head.weight)
+    check_finite("act", act.detach())
+    _check_obs_act_batches(obs, act, policy)
     mean = policy.mean(obs)
     inputs = list(parameters.values())
     if through == "log_std":
@@ -329,6 +337,8 @@ def policy_autograd_score(
     """
     parameters = _learnable(policy)
     act = as_float_tensor("act", act, like=policy.mean_head.weight)
+    check_finite("act", act.detach())
+    _check_obs_act_batches(obs, act, policy)
     log_prob = policy.distribution(obs).log_prob(act)
     weights = _check_weights(weights, log_prob.shape, log_prob)
     objective = (log_prob if weights is None else weights * log_prob).sum()

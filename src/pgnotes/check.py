@@ -28,6 +28,16 @@ from typing import Any, Union
 
 import torch
 
+from pgnotes._validation import (
+    as_float_tensor,
+    check_allocation,
+    check_callable,
+    check_count,
+    check_finite,
+    check_generator,
+    check_real,
+    check_seed,
+)
 from pgnotes.monte_carlo import summarize, z_score
 
 __all__ = [
@@ -159,8 +169,10 @@ def compare_with_autograd(
         >>> [c.ok for c in checks]
         [True, True]
     """
+    check_callable("closed_form", closed_form)
+    check_callable("log_density", log_density)
     names = (wrt,) if isinstance(wrt, str) else tuple(wrt)
-    values = _materialise(inputs, seed, dtype)
+    values = _materialise(inputs, check_seed("seed", seed), dtype)
     missing = [name for name in names if name not in values]
     if missing:
         raise ValueError(f"wrt names {missing} are not among the inputs {list(values)}")
@@ -236,8 +248,9 @@ def gradcheck_log_density(
         ``True`` if the check passes; otherwise ``torch.autograd.gradcheck`` raises
         ``GradcheckError`` describing the mismatch.
     """
+    check_callable("log_density", log_density)
     names = (wrt,) if isinstance(wrt, str) else tuple(wrt)
-    values = _materialise(inputs, seed, torch.float64)
+    values = _materialise(inputs, check_seed("seed", seed), torch.float64)
     unknown = [name for name in (*names, *symmetric) if name not in values]
     if unknown:
         raise ValueError(f"names {unknown} are not among the inputs {list(values)}")
@@ -307,9 +320,7 @@ class MonteCarloCheck:
 
 def seeded(seed: int) -> torch.Generator:
     """A fresh CPU generator seeded with ``seed``: every random number in the book comes from one."""
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-    return torch.Generator().manual_seed(seed)
+    return torch.Generator().manual_seed(check_seed("seed", seed))
 
 
 def _flat_scores(scores: torch.Tensor | Sequence[torch.Tensor], num_samples: int) -> torch.Tensor:
@@ -330,10 +341,14 @@ def _monte_carlo(name: str, values: torch.Tensor, expected: torch.Tensor) -> Mon
     return MonteCarloCheck(name, summary.mean, expected, summary.standard_error, z, summary.n)
 
 
-def _draw(sample: Callable[[int, torch.Generator], Any], num_samples: int, seed: int) -> Any:
-    if num_samples < 2:
-        raise ValueError(f"num_samples must be at least 2 to estimate a standard error, got {num_samples}")
-    return sample(num_samples, torch.Generator().manual_seed(seed))
+def _draw(
+    sample: Callable[[int, torch.Generator], Any], score: Callable[[Any], Any], num_samples: int, seed: int
+) -> Any:
+    check_callable("sample", sample)
+    check_callable("score", score)
+    # At least 2 samples, to estimate a standard error.
+    num_samples = check_count("num_samples", num_samples, minimum=2)
+    return sample(num_samples, torch.Generator().manual_seed(check_seed("seed", seed)))
 
 
 def score_mean_check(
@@ -363,7 +378,7 @@ def score_mean_check(
     References:
         Mohamed et al. (2020), section 4.1; Williams (1992).
     """
-    actions = _draw(sample, num_samples, seed)
+    actions = _draw(sample, score, num_samples, seed)
     values = _flat_scores(score(actions), num_samples)
     return _monte_carlo("E[score]", values, torch.zeros_like(values[0]))
 
@@ -393,10 +408,12 @@ def fisher_check(
         Mohamed et al. (2020), section 4.1; Amari (1998), Natural gradient works efficiently
         in learning.
     """
-    actions = _draw(sample, num_samples, seed)
+    expected = as_float_tensor("expected", expected)
+    check_finite("expected", expected.detach())
+    actions = _draw(sample, score, num_samples, seed)
     values = _flat_scores(score(actions), num_samples)
     p = values.shape[1]
-    expected = torch.as_tensor(expected, dtype=values.dtype, device=values.device)
+    expected = expected.to(dtype=values.dtype, device=values.device)
     if expected.shape != (p, p):
         raise ValueError(f"expected must have shape ({p}, {p}) for {p} score components, got {tuple(expected.shape)}")
     outer = values.unsqueeze(-1) * values.unsqueeze(-2)
@@ -433,12 +450,16 @@ def random_spd(
     References:
         Mezzadri (2007), How to generate random matrices from the classical compact groups.
     """
-    if not isinstance(k, int) or k < 1:
-        raise ValueError(f"k must be a positive integer, got {k!r}")
-    if not (math.isfinite(condition_number) and condition_number >= 1):
-        raise ValueError(f"condition_number must be finite and >= 1, got {condition_number!r}")
+    k = check_count("k", k)
+    condition_number = check_real("condition_number", condition_number, low=1.0)
+    check_generator("generator", generator)
+    if dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
     device = generator.device if generator is not None else torch.device("cpu")
-    shape = (*tuple(batch_shape), k, k)
+    batch_shape = tuple(check_count(f"batch_shape[{i}]", size, minimum=0) for i, size in enumerate(batch_shape))
+    shape = (*batch_shape, k, k)
+    # The Gaussian matrix, its QR factors and the product: about four float64 tensors of this shape.
+    check_allocation("random_spd", 4 * math.prod(shape), torch.float64, f"batch_shape={batch_shape}, k={k}")
     gaussian = torch.randn(shape, dtype=torch.float64, device=device, generator=generator)
     q, r = torch.linalg.qr(gaussian)
     signs = torch.sign(torch.diagonal(r, dim1=-2, dim2=-1))

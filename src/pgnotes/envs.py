@@ -19,9 +19,25 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "pip install 'gymnasium>=1.0' (or pip install 'pgnotes[test]')"
     ) from exc
 
-from pgnotes.lqr import LQRTask, _psd_sqrt
+from pgnotes._validation import check_count, check_real
+from pgnotes.lqr import LQRTask, _check_task, _psd_sqrt
 
 __all__ = ["LQREnv", "make_env"]
+
+
+def _real_vector(name: str, value: Any) -> np.ndarray:
+    """A finite real float64 vector from an array-like, or ``ValueError`` naming ``name``."""
+    if isinstance(value, (str, bytes)) or value is None:
+        raise ValueError(f"{name} must be an array of numbers, got {type(value).__name__}")
+    if np.iscomplexobj(value):
+        raise ValueError(f"{name} must be real, got a complex array")
+    try:
+        vector = np.asarray(value, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be an array of numbers, got {type(value).__name__}") from exc
+    if not np.all(np.isfinite(vector)):
+        raise ValueError(f"{name} must be finite, got {vector}")
+    return vector
 
 
 class LQREnv(gymnasium.Env):
@@ -50,14 +66,10 @@ class LQREnv(gymnasium.Env):
 
     def __init__(self, task: LQRTask, horizon: int | None = None, action_bound: float = 1.0) -> None:
         super().__init__()
-        if not isinstance(task, LQRTask):
-            raise ValueError(f"task must be an LQRTask, got {type(task).__name__}")
+        _check_task(task)
         self.task = task
-        self.horizon = task.effective_horizon() if horizon is None else int(horizon)
-        if self.horizon < 1:
-            raise ValueError(f"horizon must be a positive number of steps, got {horizon}")
-        if not action_bound > 0:
-            raise ValueError(f"action_bound must be > 0, got {action_bound}")
+        self.horizon = task.effective_horizon() if horizon is None else check_count("horizon", horizon)
+        action_bound = check_real("action_bound", action_bound, low=0.0, low_open=True)
         n, k = task.state_dim, task.action_dim
         big = np.finfo(np.float32).max
         self.observation_space = gymnasium.spaces.Box(low=-big, high=big, shape=(n,), dtype=np.float32)
@@ -77,7 +89,7 @@ class LQREnv(gymnasium.Env):
         r"""Draw :math:`s_0 \sim \mathcal{N}(m_0, X_0)`; ``options`` may give ``{"state": s0}``."""
         super().reset(seed=seed)
         if options is not None and "state" in options:
-            state = np.asarray(options["state"], dtype=np.float64).reshape(-1)
+            state = _real_vector('options["state"]', options["state"])
             if state.shape != (self.task.state_dim,):
                 raise ValueError(
                     f'options["state"] must have shape ({self.task.state_dim},), got {state.shape}'
@@ -91,7 +103,7 @@ class LQREnv(gymnasium.Env):
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
         """Apply ``action`` (unclipped); return ``(obs, reward, terminated, truncated, info)``."""
-        u = np.asarray(action, dtype=np.float64).reshape(-1)
+        u = _real_vector("action", action)
         if u.shape != (self.task.action_dim,):
             raise ValueError(f"action must have shape ({self.task.action_dim},), got {np.shape(action)}")
         s = self._state

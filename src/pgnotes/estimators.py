@@ -39,7 +39,16 @@ from typing import Any
 
 import torch
 
-from pgnotes._validation import as_float_tensor, broadcast_shapes, check_count, check_finite, mean_and_std
+from pgnotes._validation import (
+    as_float_tensor,
+    broadcast_shapes,
+    check_allocation,
+    check_callable,
+    check_count,
+    check_finite,
+    check_generator,
+    mean_and_std,
+)
 from pgnotes.gaussian import normal_score
 from pgnotes.monte_carlo import EstimateSummary, summarize, z_score
 
@@ -99,8 +108,10 @@ def _standard_normal(
     n: int, shape: torch.Size, like: torch.Tensor, generator: torch.Generator | None
 ) -> torch.Tensor:
     """Draw ``(n, *shape)`` standard-normal noise without gradient tracking."""
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise ValueError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+    check_generator("generator", generator)
+    # The noise, the actions, the rewards, two scores and two estimates: about seven
+    # tensors of this size live at once.
+    check_allocation("the estimates", 7 * n * shape.numel(), like.dtype, f"n={n} samples x batch shape {tuple(shape)}")
     # Draw on the generator's own device (a CPU generator cannot fill a CUDA
     # tensor), then move, so a seed gives the same noise whatever the device.
     device = generator.device if generator is not None else like.device
@@ -186,6 +197,7 @@ def score_function_estimates(
         Williams (1992), sec. 4 and 6; Sutton & Barto (2018), sec. 13.3, 13.4 and 13.7;
         Mohamed et al. (2020), sec. 4.
     """
+    check_callable("f", f)
     mean, std, batch_shape = mean_and_std(mean, std)
     count = check_count("n", n)
     if baseline is None:
@@ -267,6 +279,7 @@ def pathwise_estimates(
     References:
         Kingma & Welling (2014), sec. 2.4; Mohamed et al. (2020), sec. 5.
     """
+    check_callable("f", f)
     mean, std, batch_shape = mean_and_std(mean, std)
     count = check_count("n", n)
     noise = _standard_normal(count, batch_shape, mean, generator)

@@ -62,7 +62,16 @@ from typing import Any
 
 import torch
 
-from pgnotes._validation import as_float_tensor, check_finite, check_symmetric
+from pgnotes._validation import (
+    as_float_tensor,
+    broadcast_shapes,
+    check_bool,
+    check_count,
+    check_covariance,
+    check_discount,
+    check_finite,
+    check_real,
+)
 
 __all__ = [
     "LQRTask",
@@ -86,27 +95,19 @@ __all__ = [
 
 
 _FLOAT64_CPU = torch.empty(0, dtype=torch.float64)
-_SYMMETRY_RTOL = 1e-10
 
 
 def _symmetric_part_checked(name: str, matrix: torch.Tensor, *, definite: bool) -> torch.Tensor:
-    """Check that ``matrix`` is symmetric positive (semi)definite and return its symmetric part."""
-    # The same symmetry rule as every covariance in pgnotes (relative to the
-    # matrix's largest entry); 1e-10 is far above float64 rounding of sums of products.
-    check_symmetric(name, matrix, rtol=_SYMMETRY_RTOL)
-    scale = float(matrix.abs().max()) if matrix.numel() else 0.0
-    tol = _SYMMETRY_RTOL * max(scale, 1.0)
-    eigenvalues = torch.linalg.eigvalsh(matrix)
-    smallest = float(eigenvalues.min())
-    if definite and not smallest > tol:
-        raise ValueError(
-            f"{name} must be positive definite, but its smallest eigenvalue is {smallest:.3g}"
-        )
-    if not definite and smallest < -tol:
-        raise ValueError(
-            f"{name} must be positive semidefinite, but its smallest eigenvalue is {smallest:.3g}"
-        )
-    return 0.5 * (matrix + matrix.mT)
+    """Check that ``matrix`` is symmetric positive (semi)definite and return its symmetric part.
+
+    The rule of every covariance in pgnotes (:func:`pgnotes._validation.check_covariance`).
+    """
+    return check_covariance(name, matrix, definite=definite)
+
+
+def _check_task(task: Any) -> None:
+    if not isinstance(task, LQRTask):
+        raise TypeError(f"task must be an LQRTask (e.g. pgnotes.lqr.task_1d()), got {type(task).__name__}")
 
 
 def _as_matrix(name: str, value: Any) -> torch.Tensor:
@@ -118,6 +119,8 @@ def _as_matrix(name: str, value: Any) -> torch.Tensor:
         tensor = tensor.reshape(1, 1)
     if tensor.dim() != 2:
         raise ValueError(f"{name} must be a matrix (or a number for a 1-D task), got shape {tuple(tensor.shape)}")
+    if tensor.numel() == 0:
+        raise ValueError(f"{name} must not be empty: a task has at least one state and one action, got shape {tuple(tensor.shape)}")
     check_finite(name, tensor)
     return tensor
 
@@ -182,7 +185,13 @@ class LQRTask:
                     f"and action dimension {k}, got {tuple(matrix.shape)}"
                 )
             object.__setattr__(self, name, _symmetric_part_checked(name, matrix, definite=name == "R"))
-        gamma = float(self.gamma)
+        gamma = check_real("gamma", self.gamma)
+        if gamma == 1.0:
+            raise ValueError(
+                "gamma must satisfy 0 < gamma < 1 for a discounted task, got 1: without discounting the "
+                "return of every policy is -inf (the noise W and any exploration add a cost at every step "
+                "forever), so there is no value, gradient or optimum to compute; use gamma < 1"
+            )
         if not 0.0 < gamma < 1.0:
             raise ValueError(f"gamma must satisfy 0 < gamma < 1 for a discounted task, got {gamma}")
         if self.x0_mean is None:
@@ -214,8 +223,7 @@ class LQRTask:
         tail :math:`\sum_{t \ge H} \gamma^t r_t` is then about a fraction ``tol``
         of the return.
         """
-        if not 0.0 < tol < 1.0:
-            raise ValueError(f"tol must satisfy 0 < tol < 1, got {tol}")
+        tol = check_real("tol", tol, low=0.0, high=1.0, low_open=True, high_open=True)
         return max(1, math.ceil(math.log(tol) / math.log(self.gamma)))
 
 
@@ -235,6 +243,11 @@ def task_1d(
     controller tames: :math:`K^\star \approx 0.588`, :math:`J^\star \approx -3.02`,
     against :math:`J = -19` for :math:`K = 0`.
     """
+    a, b, q, w, x0_var = (check_real(name, value) for name, value in (("a", a), ("b", b), ("q", q), ("w", w), ("x0_var", x0_var)))
+    for name, value in (("q", q), ("w", w), ("x0_var", x0_var)):
+        if value < 0:
+            raise ValueError(f"{name} must be >= 0 (a cost weight or a variance), got {value:g}")
+    r = check_real("r", r, low=0.0, low_open=True)
     return LQRTask(A=a, B=b, Q=q, R=r, W=w, X0=x0_var, gamma=gamma)
 
 
@@ -254,6 +267,7 @@ def task_2d(gamma: float = 0.9, noise: float = 0.05) -> LQRTask:
     test of a policy-gradient method: every failure is the estimator's, not the
     landscape's.
     """
+    noise = check_real("noise", noise, low=0.0)
     eye = torch.eye(2, dtype=torch.float64)
     A = torch.tensor([[1.0, 0.2], [-0.1, 0.9]], dtype=torch.float64)
     return LQRTask(A=A, B=eye, Q=eye, R=eye, W=noise * eye, X0=eye, gamma=gamma)
@@ -264,17 +278,19 @@ def task_2d(gamma: float = 0.9, noise: float = 0.05) -> LQRTask:
 # --------------------------------------------------------------------------- #
 
 
-def _gain_tensor(task: LQRTask, gain: Any) -> torch.Tensor:
-    """The gain as a float64 tensor of shape ``(..., k, n)``, keeping autograd."""
-    K = as_float_tensor("gain", gain, like=task.A)
+def _gain_tensor(task: LQRTask, gain: Any, name: str = "gain") -> torch.Tensor:
+    """The gain as a finite float64 tensor of shape ``(..., k, n)``, keeping autograd."""
+    _check_task(task)
+    K = as_float_tensor(name, gain, like=task.A)
     K = K.to(torch.float64)
     if K.dim() == 0 and task.state_dim == task.action_dim == 1:
         K = K.reshape(1, 1)
     if K.dim() < 2 or K.shape[-2:] != (task.action_dim, task.state_dim):
         raise ValueError(
-            f"gain must have shape (..., {task.action_dim}, {task.state_dim}) = "
+            f"{name} must have shape (..., {task.action_dim}, {task.state_dim}) = "
             f"(..., action_dim, state_dim) for this task, got {tuple(K.shape)}"
         )
+    check_finite(name, K.detach())
     return K
 
 
@@ -291,6 +307,10 @@ def _noise_tensor(task: LQRTask, noise_cov: Any, like: torch.Tensor) -> torch.Te
             f"noise_cov must have shape (..., {k}, {k}) = (..., action_dim, action_dim), "
             f"got {tuple(S.shape)}"
         )
+    # A covariance: symmetric positive semidefinite (a negative variance would "beat" the
+    # deterministic policy). The checks read a detached copy; S keeps its autograd graph.
+    check_covariance("noise_cov", S.detach(), definite=False)
+    broadcast_shapes(**{"batch shape of gain": like.shape[:-2], "batch shape of noise_cov": S.shape[:-2]})
     return S
 
 
@@ -353,14 +373,31 @@ def solve_discounted_lyapunov(F: torch.Tensor, M: torch.Tensor, gamma: float) ->
     Returns:
         :math:`P`, shape ``(..., n, n)``, symmetrised when ``M`` is symmetric.
     """
+    F = as_float_tensor("F", F)
+    M = as_float_tensor("M", M, like=F)
+    dtype = torch.promote_types(F.dtype, M.dtype)
+    F, M = F.to(dtype), M.to(dtype)
+    for name, matrix in (("F", F), ("M", M)):
+        if matrix.dim() < 2 or matrix.shape[-1] != matrix.shape[-2]:
+            raise ValueError(f"{name} must be a square matrix of shape (..., n, n), got shape {tuple(matrix.shape)}")
+        check_finite(name, matrix.detach())
+    if F.shape[-1] != M.shape[-1]:
+        raise ValueError(f"F and M must have the same size n, got F {tuple(F.shape)} and M {tuple(M.shape)}")
+    gamma = check_discount("gamma", gamma, allow_one=True)
     n = F.shape[-1]
-    batch = torch.broadcast_shapes(F.shape[:-2], M.shape[:-2])
+    batch = broadcast_shapes(**{"batch shape of F": F.shape[:-2], "batch shape of M": M.shape[:-2]})
     F = F.expand(*batch, n, n)
     M = M.expand(*batch, n, n)
     # kron(F^T, F^T)[i*n + j, p*n + q] = F[p, i] F[q, j], batched through einsum.
     kron = torch.einsum("...pi,...qj->...ijpq", F, F).reshape(*batch, n * n, n * n)
     eye = torch.eye(n * n, dtype=F.dtype, device=F.device)
-    vec_p = torch.linalg.solve(eye - gamma * kron, M.reshape(*batch, n * n, 1))
+    vec_p, info = torch.linalg.solve_ex(eye - gamma * kron, M.reshape(*batch, n * n, 1))
+    if bool((info != 0).any()):
+        raise ValueError(
+            "the discounted Lyapunov equation P = M + gamma F^T P F has no unique solution for this F "
+            "(gamma * lambda_i * lambda_j = 1 for two eigenvalues of F); it has the convergent series "
+            "solution only when sqrt(gamma) * spectral_radius(F) < 1"
+        )
     P = vec_p.reshape(*batch, n, n)
     # Rounding leaves P asymmetric at the 1e-16 level; symmetrising keeps
     # downstream eigen-checks and quadratic forms clean.
@@ -494,11 +531,14 @@ def expected_return(
     """
     K = _gain_tensor(task, gain)
     S = _noise_tensor(task, noise_cov, K)
+    allow_unstable = check_bool("allow_unstable", allow_unstable)
+    if horizon is not None:
+        horizon = check_count("horizon", horizon)
     device = K.device
     m0 = task.x0_mean.to(device)
     second_moment_0 = task.X0.to(device) + torch.outer(m0, m0)
     if horizon is not None:
-        return _truncated_return(task, K, S, second_moment_0, int(horizon))
+        return _truncated_return(task, K, S, second_moment_0, horizon)
     if not allow_unstable:
         _raise_if_unstable(task, K)
         P, c = _quadratic_value_unchecked(task, K, S)
@@ -618,6 +658,9 @@ def solve_riccati(
             exists), does not converge within ``max_iterations``, or ends at a
             gain whose discounted closed loop is unstable.
     """
+    _check_task(task)
+    tol = check_real("tol", tol, low=0.0, low_open=True)
+    max_iterations = check_count("max_iterations", max_iterations)
     A, B, Q, R, gamma = task.A, task.B, task.Q, task.R, task.gamma
     P = Q.clone()
     # Once P exceeds this, the growth is geometric and cannot come back: an

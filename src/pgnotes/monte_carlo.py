@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from pgnotes._validation import as_float_tensor, broadcast_shapes, check_finite
+from pgnotes._validation import as_float_tensor, as_float_tensors, broadcast_shapes, check_finite
 
 __all__ = ["EstimateSummary", "summarize", "z_score"]
 
@@ -93,7 +93,7 @@ def summarize(estimates: torch.Tensor) -> EstimateSummary:
     References:
         Mohamed et al. (2020), on the bias and variance of Monte Carlo estimators.
     """
-    estimates = as_float_tensor("estimates", estimates).detach()
+    (estimates,) = (t.detach() for t in as_float_tensors(estimates=estimates))
     if estimates.dim() < 1 or estimates.shape[0] < 2:
         raise ValueError(
             "estimates must have shape (n, *batch_shape) with n >= 2 samples, "
@@ -139,12 +139,17 @@ def z_score(estimates: torch.Tensor | EstimateSummary, exact: torch.Tensor | flo
         ValueError: As :func:`summarize`, or if ``exact`` is not finite or does
             not broadcast to ``batch_shape``.
     """
-    summary = estimates if isinstance(estimates, EstimateSummary) else summarize(estimates)
-    exact_tensor = as_float_tensor("exact", exact, like=summary.mean).detach()
-    exact_tensor = exact_tensor.to(dtype=summary.mean.dtype, device=summary.mean.device)
-    check_finite("exact", exact_tensor)
+    if isinstance(estimates, EstimateSummary):
+        summary = estimates
+        exact_tensor = as_float_tensor("exact", exact, like=summary.mean).detach()
+        exact_tensor = exact_tensor.to(dtype=summary.mean.dtype, device=summary.mean.device)
+        check_finite("exact", exact_tensor)
+    else:
+        # One dtype for both (the package's rule): integer estimates next to a float64 exact are float64.
+        estimates, exact_tensor = (t.detach() for t in as_float_tensors(estimates=estimates, exact=exact))
+        summary = summarize(estimates)
     batch_shape = summary.mean.shape
-    if broadcast_shapes(batch=batch_shape, exact=exact_tensor) != batch_shape:
+    if broadcast_shapes(**{"batch shape of the estimates": batch_shape, "exact": exact_tensor}) != batch_shape:
         raise ValueError(
             f"exact of shape {tuple(exact_tensor.shape)} must broadcast to the batch shape "
             f"{tuple(batch_shape)} of the estimates"

@@ -37,7 +37,9 @@ import torch
 
 from pgnotes._validation import (
     as_float_tensor,
+    as_float_tensors,
     broadcast_shapes,
+    check_real,
     check_finite,
     check_min_dim,
     check_positive,
@@ -77,9 +79,11 @@ def relative_error(computed: Any, reference: Any) -> float:
     References:
         Higham (2002), section 1.2 (normwise relative error).
     """
-    x = torch.as_tensor(computed).detach().to(torch.float64)
-    y = torch.as_tensor(reference).detach().to(torch.float64)
-    x, y = torch.broadcast_tensors(x, y)
+    x = as_float_tensor("computed", computed).detach().to(torch.float64)
+    y = as_float_tensor("reference", reference).detach().to(torch.float64)
+    check_finite("reference", y)
+    shape = broadcast_shapes(computed=x, reference=y)
+    x, y = x.expand(shape), y.expand(shape)
     if not bool(torch.isfinite(x).all()):
         return math.inf
     error = float((x - y).abs().max()) if x.numel() else 0.0
@@ -89,12 +93,7 @@ def relative_error(computed: Any, reference: Any) -> float:
 
 def _mvn_tensors(a: Any, mean: Any, cov: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Validate (a, mean, cov) for the references and broadcast them to one batch shape."""
-    like = next((v for v in (a, mean, cov) if isinstance(v, torch.Tensor)), None)
-    a = as_float_tensor("a", a, like=like)
-    mean = as_float_tensor("mean", mean, like=like)
-    cov = as_float_tensor("cov", cov, like=like)
-    for name, t in (("a", a), ("mean", mean), ("cov", cov)):
-        check_finite(name, t)
+    a, mean, cov = as_float_tensors(a=a, mean=mean, cov=cov)
     check_min_dim("a", a, 1, "the event axis, of size k")
     check_min_dim("mean", mean, 1, "the event axis, of size k")
     check_square("cov", cov)
@@ -236,12 +235,23 @@ def mvn_score_reference(a: Any, mean: Any, cov: Any, *, digits: int = 50) -> tup
 
 
 def _naive_inputs(a: Any, mean: Any, cov: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    like = next((v for v in (a, mean, cov) if isinstance(v, torch.Tensor)), None)
-    a = as_float_tensor("a", a, like=like)
-    mean = as_float_tensor("mean", mean, like=like)
-    cov = as_float_tensor("cov", cov, like=like)
+    # The same argument rules as pgnotes.gaussian (finite, event sizes, batch shapes); only the
+    # arithmetic afterwards is the textbook one.
+    a, mean, cov = as_float_tensors(a=a, mean=mean, cov=cov)
     check_min_dim("a", a, 1, "the event axis, of size k")
+    check_min_dim("mean", mean, 1, "the event axis, of size k")
     check_square("cov", cov)
+    k = cov.shape[-1]
+    for name, t in (("a", a), ("mean", mean)):
+        if t.shape[-1] != k:
+            raise ValueError(f"{name} has event size {t.shape[-1]}, but cov is {k}x{k}")
+    broadcast_shapes(
+        **{
+            "batch shape of a": a.shape[:-1],
+            "batch shape of mean": mean.shape[:-1],
+            "batch shape of cov": cov.shape[:-2],
+        }
+    )
     return a - mean, cov
 
 
@@ -254,10 +264,11 @@ def mvn_log_prob_explicit_inverse(a: Any, mean: Any, cov: Any) -> torch.Tensor:
 
     with ``torch.linalg.inv`` and ``torch.linalg.det`` (both through an LU
     factorisation with partial pivoting). It is here to be compared with the
-    Cholesky route of :func:`pgnotes.gaussian.mvn_log_prob`; it is deliberately
-    unvalidated, like the code it stands for: it returns a number for a
-    symmetric matrix that is not positive definite as long as its determinant
-    is positive, and :math:`\det\Sigma` under- or overflows for moderate ``k``
+    Cholesky route of :func:`pgnotes.gaussian.mvn_log_prob`. Its arguments
+    follow the package's input rules (dtypes, finite entries, shapes), but the
+    covariance is deliberately not checked, like in the code it stands for: it
+    returns a number for a matrix that is not positive definite as long as its
+    determinant is positive, and :math:`\det\Sigma` under- or overflows for moderate ``k``
     (e.g. :math:`\Sigma = 0.01 I` in float32 for :math:`k \ge 20`), where
     :math:`\log\det\Sigma` itself is an ordinary number.
 
@@ -289,8 +300,9 @@ def mvn_score_explicit_inverse(a: Any, mean: Any, cov: Any) -> tuple[torch.Tenso
         G = \tfrac12 \bigl( \Sigma^{-1} d d^\top \Sigma^{-1} - \Sigma^{-1} \bigr),
 
     with :math:`\Sigma^{-1}` from ``torch.linalg.inv``, for comparison with
-    :func:`pgnotes.gaussian.mvn_score` (same convention). Unvalidated, like
-    :func:`mvn_log_prob_explicit_inverse`.
+    :func:`pgnotes.gaussian.mvn_score` (same convention). Like
+    :func:`mvn_log_prob_explicit_inverse`, it does not check that the covariance
+    is positive definite.
 
     Args:
         a: Actions of shape (..., k).
@@ -357,7 +369,7 @@ def tanh_log_abs_det_jacobian_naive(u: Any) -> torch.Tensor:
     References:
         Haarnoja et al. (2018), Soft Actor-Critic, appendix C, eq. (21).
     """
-    u = as_float_tensor("u", u)
+    (u,) = as_float_tensors(u=u)
     return torch.log(1.0 - torch.tanh(u).square())
 
 
@@ -385,9 +397,8 @@ def tanh_log_abs_det_jacobian_eps(u: Any, eps: float = 1e-6) -> torch.Tensor:
         Haarnoja et al. (2018), Soft Actor-Critic, appendix C; Raffin et al. (2021),
         Stable-Baselines3.
     """
-    u = as_float_tensor("u", u)
-    if not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps >= 0):
-        raise ValueError(f"eps must be a finite number >= 0, got {eps!r}")
+    (u,) = as_float_tensors(u=u)
+    eps = check_real("eps", eps, low=0.0)
     return torch.log(1.0 - torch.tanh(u).square() + eps)
 
 
@@ -416,13 +427,8 @@ def squashed_normal_entropy_reference(mean: float, std: float, *, digits: int = 
     References:
         Haarnoja et al. (2018), Soft Actor-Critic, appendix C.
     """
-    mean_t = as_float_tensor("mean", mean, like=torch.zeros((), dtype=torch.float64))
-    std_t = as_float_tensor("std", std, like=torch.zeros((), dtype=torch.float64))
-    check_finite("mean", mean_t)
-    check_finite("std", std_t)
-    check_positive("std", std_t)
-    if mean_t.numel() != 1 or std_t.numel() != 1:
-        raise ValueError("mean and std must be single numbers")
+    mean_t = torch.tensor(check_real("mean", mean), dtype=torch.float64)
+    std_t = torch.tensor(check_real("std", std, low=0.0, low_open=True), dtype=torch.float64)
     with _with_digits(digits):
         mu, sigma = mpmath.mpf(float(mean_t)), mpmath.mpf(float(std_t))
 

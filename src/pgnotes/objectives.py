@@ -39,7 +39,7 @@ from typing import Any
 import sympy as sp
 import torch
 
-from pgnotes._validation import as_float_tensor, broadcast_shapes, check_finite, mean_and_std
+from pgnotes._validation import as_float_tensor, as_float_tensors, broadcast_shapes, check_finite, check_positive
 from pgnotes.monte_carlo import _format_tensor
 from pgnotes.symbolic import to_torch, univariate_log_density
 
@@ -101,10 +101,25 @@ def _closed_form_parameters(
     mean: Any, std: Any, k: Any
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Size]:
     """Validated ``mean``, ``std``, ``k`` and the batch shape of all three."""
-    mean, std, batch_shape = mean_and_std(mean, std)
-    target = as_float_tensor("k", k, like=mean).detach().to(dtype=mean.dtype, device=mean.device)
-    check_finite("k", target)
-    return mean, std, target, broadcast_shapes(batch=batch_shape, k=target)
+    # One dtype for the three (the package's rule): a float64 array k makes them all float64.
+    mean, std, target = (t.detach() for t in as_float_tensors(mean=mean, std=std, k=k))
+    check_positive("std", std)
+    return mean, std, target, broadcast_shapes(mean=mean, std=std, k=target)
+
+
+def _where_not_finite(value: torch.Tensor, scale: torch.Tensor, stable: Callable[[], torch.Tensor]) -> torch.Tensor:
+    """``value``, replaced by ``stable()`` where it is not finite or ``scale**2`` leaves the normal float range.
+
+    The closed forms are written as the book prints them; for sigma near the
+    ends of the float range (sigma^2 or sigma^4 out of range) the algebraically
+    equal ``stable`` form, which divides before it squares, is used instead.
+    """
+    info = torch.finfo(value.dtype)
+    square = scale * scale
+    suspect = ~torch.isfinite(value) | ~torch.isfinite(square) | (square < info.tiny)
+    if not bool(suspect.any()):
+        return value
+    return torch.where(suspect, stable(), value)
 
 
 def exact_value_quadratic(
@@ -222,9 +237,15 @@ def exact_variance_quadratic(
     c2 = (mean - target) ** 2
     s2 = std**2
     shifted = (c2 - b) ** 2
+    score_mean = (shifted + 14 * c2 * s2 - 6 * b * s2 + 15 * s2**2) / s2
+    score_std = 2 * (shifted + 30 * c2 * s2 - 10 * b * s2 + 37 * s2**2) / s2
+    # The same polynomials divided through by sigma^2 before squaring (finite wherever the answer is).
+    ratio_squared = lambda: ((c2 - b) / std) ** 2  # noqa: E731 - evaluated only when needed
+    score_mean = _where_not_finite(score_mean, s2, lambda: ratio_squared() + 14 * c2 - 6 * b + 15 * s2)
+    score_std = _where_not_finite(score_std, s2, lambda: 2 * (ratio_squared() + 30 * c2 - 10 * b + 37 * s2))
     return EstimatorVariances(
-        score_mean=((shifted + 14 * c2 * s2 - 6 * b * s2 + 15 * s2**2) / s2).expand(shape),
-        score_std=(2 * (shifted + 30 * c2 * s2 - 10 * b * s2 + 37 * s2**2) / s2).expand(shape),
+        score_mean=score_mean.expand(shape),
+        score_std=score_std.expand(shape),
         pathwise_mean=(4 * s2).expand(shape),
         pathwise_std=(4 * c2 + 8 * s2).expand(shape),
     )
@@ -511,8 +532,7 @@ def bandit_estimator_variance(
     References:
         Mohamed et al. (2020), section 4 and their discussion of baselines as control variates.
     """
-    like = next((v for v in (mean, std, k) if isinstance(v, torch.Tensor)), None)
-    b = as_float_tensor("baseline", baseline, like=like)
+    *_, b = as_float_tensors(mean=mean, std=std, k=k, baseline=baseline)
     variances = exact_variance_quadratic(mean, std, k, baseline=-b)
     return variances.score_mean, variances.score_std
 
@@ -604,5 +624,8 @@ def exact_gradient_step(
         Mohamed et al. (2020), sec. 4 and 5.
     """
     mean, std, target, shape = _closed_form_parameters(mean, std, k)
-    density = _standard_normal_pdf((mean - target) / std)
-    return (density / std).expand(shape), (density * (target - mean) / std**2).expand(shape)
+    z = (mean - target) / std
+    density = _standard_normal_pdf(z)
+    # phi(z) (k - mu) / sigma^2 = -phi(z) z / sigma where sigma^2 leaves the float range.
+    d_std = _where_not_finite(density * (target - mean) / std**2, std**2, lambda: -density * z / std)
+    return (density / std).expand(shape), d_std.expand(shape)

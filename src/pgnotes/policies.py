@@ -65,7 +65,19 @@ from torch import nn
 from torch.distributions import Distribution, Independent, MultivariateNormal, Normal
 
 from pgnotes import gaussian
-from pgnotes._validation import as_float_tensor, check_finite, check_min_dim, check_positive
+from pgnotes._validation import (
+    as_float_tensor,
+    broadcast_shapes,
+    check_bool,
+    check_count,
+    check_finite,
+    check_generator,
+    check_min_dim,
+    check_positive,
+    check_positive_ints,
+    check_real,
+    check_seed,
+)
 
 __all__ = [
     "GaussianPolicy",
@@ -84,6 +96,11 @@ def _uniform_init_(layer: nn.Linear, generator: torch.Generator) -> None:
         layer.weight.uniform_(-bound, bound, generator=generator)
         if layer.bias is not None:
             layer.bias.uniform_(-bound, bound, generator=generator)
+
+
+def _check_batches(mean: torch.Tensor, act: torch.Tensor) -> None:
+    """The batch shapes of the observations (through the mean) and the actions must broadcast."""
+    broadcast_shapes(**{"batch shape of obs": mean.shape[:-1], "batch shape of act": act.shape[:-1]})
 
 
 def _softplus_inverse(y: float) -> float:
@@ -116,12 +133,12 @@ class GaussianPolicy(nn.Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        for name, value in (("obs_dim", obs_dim), ("act_dim", act_dim)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        hidden = tuple(int(h) for h in hidden)
-        if any(h < 1 for h in hidden):
-            raise ValueError(f"hidden layer widths must be positive, got {hidden}")
+        obs_dim = check_count("obs_dim", obs_dim)
+        act_dim = check_count("act_dim", act_dim)
+        hidden = check_positive_ints("hidden", hidden)
+        seed = check_seed("seed", seed)
+        if dtype is not None and dtype not in (torch.float32, torch.float64):
+            raise ValueError(f"dtype must be torch.float32, torch.float64 or None, got {dtype!r}")
         self.obs_dim = obs_dim
         self.act_dim = act_dim
         self._skip_obs_checks = False
@@ -175,6 +192,7 @@ class GaussianPolicy(nn.Module):
                 f"obs has dtype {obs.dtype} but the policy's parameters are {self._param_dtype}; "
                 "convert one of them (policy.double() or obs.to(...))"
             )
+        check_finite("obs", obs.detach())
         return obs
 
     def _check_act(self, act: Any) -> torch.Tensor:
@@ -185,6 +203,8 @@ class GaussianPolicy(nn.Module):
                 f"act has {act.shape[-1]} action components (shape {tuple(act.shape)}) but the policy "
                 f"has act_dim = {self.act_dim} (obs_dim = {self.obs_dim})"
             )
+        if not self._skip_obs_checks:
+            check_finite("act", act.detach())
         return act.to(self._param_dtype)
 
     # ---------------------------------------------------------- the Gaussian
@@ -240,6 +260,7 @@ class GaussianPolicy(nn.Module):
         Returns:
             Actions, shape ``(..., k)``.
         """
+        check_generator("generator", generator)
         obs = self._check_obs(obs)
         shape = (*obs.shape[:-1], self.act_dim)
         eps = torch.randn(shape, generator=generator, dtype=obs.dtype, device=obs.device)
@@ -329,6 +350,7 @@ class DiagonalGaussianPolicy(GaussianPolicy):
         """
         act = self._check_act(act)
         mean, log_std = self._mean_and_log_std(obs)
+        _check_batches(mean, act)
         return gaussian._diag_log_prob(act, mean, log_std)
 
     def _noise_times(self, obs: Any, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -362,9 +384,13 @@ class FixedStdPolicy(DiagonalGaussianPolicy):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__(obs_dim, act_dim, hidden=hidden, seed=seed, dtype=dtype)
-        std_t = as_float_tensor("std", std, like=self.mean_head.weight).detach().clone()
-        check_positive("std", std_t)
+        std_t = as_float_tensor("std", std, like=self.mean_head.weight).detach().to(self.mean_head.weight.dtype).clone()
+        if std_t.shape not in ((), (1,), (act_dim,)):
+            raise ValueError(
+                f"std must be a number or a vector of act_dim = {act_dim} numbers, got shape {tuple(std_t.shape)}"
+            )
         check_finite("std", std_t)
+        check_positive("std", std_t)
         self.register_buffer("fixed_log_std", std_t.log().expand(act_dim).clone())
 
     def log_std(self, obs: Any = None) -> torch.Tensor:
@@ -406,8 +432,7 @@ class LearnedStdPolicy(DiagonalGaussianPolicy):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__(obs_dim, act_dim, hidden=hidden, seed=seed, dtype=dtype)
-        if not (math.isfinite(init_std) and init_std > 0):
-            raise ValueError(f"init_std must be a finite number > 0, got {init_std}")
+        init_std = check_real("init_std", init_std, low=0.0, low_open=True)
         self.log_std_param = nn.Parameter(torch.full((act_dim,), math.log(init_std), **self._factory))
 
     def log_std(self, obs: Any = None) -> torch.Tensor:
@@ -455,10 +480,11 @@ class StateDependentStdPolicy(DiagonalGaussianPolicy):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__(obs_dim, act_dim, hidden=hidden, seed=seed, dtype=dtype)
-        if not (math.isfinite(init_std) and init_std > 0):
-            raise ValueError(f"init_std must be a finite number > 0, got {init_std}")
+        init_std = check_real("init_std", init_std, low=0.0, low_open=True)
         if log_std_bounds is not None:
-            low, high = (float(b) for b in log_std_bounds)
+            if isinstance(log_std_bounds, (str, bytes)) or not isinstance(log_std_bounds, Sequence) or len(log_std_bounds) != 2:
+                raise ValueError(f"log_std_bounds must be (min, max) or None, got {log_std_bounds!r}")
+            low, high = (check_real(f"log_std_bounds[{i}]", b) for i, b in enumerate(log_std_bounds))
             if not low < high:
                 raise ValueError(f"log_std_bounds must be (min, max) with min < max, got {log_std_bounds}")
             if not low <= math.log(init_std) <= high:
@@ -526,12 +552,12 @@ class CholeskyPolicy(GaussianPolicy):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__(obs_dim, act_dim, hidden=hidden, seed=seed, dtype=dtype)
-        if not (math.isfinite(min_diag) and min_diag >= 0):
-            raise ValueError(f"min_diag must be a finite number >= 0, got {min_diag}")
-        if not (math.isfinite(init_std) and init_std > min_diag):
+        min_diag = check_real("min_diag", min_diag, low=0.0)
+        init_std = check_real("init_std", init_std)
+        if not init_std > min_diag:
             raise ValueError(f"init_std must be finite and > min_diag = {min_diag}, got {init_std}")
         self.min_diag = float(min_diag)
-        self.state_dependent = bool(state_dependent)
+        self.state_dependent = check_bool("state_dependent", state_dependent)
         k = act_dim
         rows, cols = torch.tril_indices(k, k)
         n_entries = rows.numel()
@@ -590,6 +616,7 @@ class CholeskyPolicy(GaussianPolicy):
         """
         act = self._check_act(act)
         mean, tril = self._mean_and_tril(obs)
+        _check_batches(mean, act)
         return gaussian._tril_log_prob(act - mean, tril)
 
     def _noise_times(self, obs: Any, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -624,6 +651,8 @@ def make_policy(head: str, obs_dim: int, act_dim: int, **kwargs: Any) -> Gaussia
     Raises:
         ValueError: for an unknown head.
     """
+    if not isinstance(head, str):
+        raise TypeError(f"head must be a string, one of {sorted(HEADS)}; got {type(head).__name__}")
     try:
         cls = HEADS[head]
     except KeyError:

@@ -83,7 +83,17 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 
 from pgnotes import lqr, rollouts
-from pgnotes._validation import check_count
+from pgnotes._validation import (
+    as_float_tensors,
+    check_bool,
+    check_callable,
+    check_count,
+    check_discount,
+    check_generator,
+    check_min_dim,
+    check_real,
+    check_seed,
+)
 from pgnotes.policies import GaussianPolicy
 
 __all__ = [
@@ -131,9 +141,15 @@ def reward_to_go(rewards: torch.Tensor, gamma: float) -> torch.Tensor:
         gamma: discount factor.
 
     Returns:
-        :math:`G_t`, shape ``(..., T)``.
+        :math:`G_t`, shape ``(..., T)``, floating point (integer rewards are promoted);
+        a zero-length episode (``T = 0``) gives an empty result.
     """
+    (rewards,) = as_float_tensors(rewards=rewards)
+    check_min_dim("rewards", rewards, 1, "the time axis, of size T")
+    gamma = check_discount("gamma", gamma, allow_one=True)
     horizon = rewards.shape[-1]
+    if horizon == 0:
+        return rewards.clone()  # zero-length episodes: nothing to sum
     gamma_t = torch.as_tensor(gamma, dtype=rewards.dtype, device=rewards.device)
     block = min(horizon, _REWARD_TO_GO_BLOCK)
     steps = torch.arange(block, device=rewards.device)
@@ -169,6 +185,8 @@ def leave_one_out_mean(values: torch.Tensor) -> torch.Tensor:
     Returns:
         Same shape as ``values``.
     """
+    (values,) = as_float_tensors(values=values)
+    check_min_dim("values", values, 1, "the episode axis")
     N = values.shape[0]
     if N < 2:
         raise ValueError(f"a leave-one-out mean needs at least 2 episodes, got {N}")
@@ -185,6 +203,10 @@ def value_features(states: torch.Tensor, horizon: int) -> torch.Tensor:
     Returns:
         Features, shape ``(N, T, 3 + n + n(n+1)/2)``.
     """
+    (states,) = as_float_tensors(states=states)
+    if states.dim() != 3:
+        raise ValueError(f"states must have shape (episodes, T, n), got {tuple(states.shape)}")
+    horizon = check_count("horizon", horizon)
     N, T, n = states.shape
     tau = (torch.arange(T, dtype=states.dtype, device=states.device) / horizon).expand(N, T)
     rows, cols = torch.triu_indices(n, n, device=states.device)
@@ -208,6 +230,15 @@ def fit_value_weights(features: torch.Tensor, targets: torch.Tensor) -> torch.Te
     Returns:
         :math:`w`, shape ``(F,)``, float64.
     """
+    features, targets = as_float_tensors(features=features, targets=targets)
+    check_min_dim("features", features, 1, "the feature axis, of size F")
+    if features.shape[:-1] != targets.shape:
+        raise ValueError(
+            f"features of shape {tuple(features.shape)} need targets of shape {tuple(features.shape[:-1])} "
+            f"(one per row of features), got targets of shape {tuple(targets.shape)}"
+        )
+    if targets.numel() == 0:
+        raise ValueError("features and targets are empty: at least one row is needed to fit a value function")
     Phi = features.reshape(-1, features.shape[-1]).to(torch.float64)
     G = targets.reshape(-1, 1).to(torch.float64)
     driver = "gelsd" if Phi.device.type == "cpu" else None
@@ -243,6 +274,14 @@ def per_episode_gradients(
     Returns:
         For each trainable parameter name, a tensor of shape ``(N, *param.shape)``.
     """
+    states, actions, weights = as_float_tensors(states=states, actions=actions, weights=weights)
+    if states.dim() != 3 or actions.dim() != 3 or weights.dim() != 2 or not (
+        states.shape[:2] == actions.shape[:2] == weights.shape
+    ):
+        raise ValueError(
+            "states (N, T, n), actions (N, T, k) and weights (N, T) must share episodes N and steps T, got "
+            f"states {tuple(states.shape)}, actions {tuple(actions.shape)} and weights {tuple(weights.shape)}"
+        )
     module = _LogProb(policy)
     params = {name: p.detach() for name, p in module.named_parameters() if p.requires_grad}
     frozen = {name: p.detach() for name, p in module.named_parameters() if not p.requires_grad}
@@ -324,8 +363,7 @@ def _intra_op_threads(num_threads: int | None) -> Iterator[None]:
     if num_threads is None:
         yield
         return
-    if not isinstance(num_threads, int) or num_threads < 1:
-        raise ValueError(f"num_threads must be a positive integer or None, got {num_threads!r}")
+    num_threads = check_count("num_threads", num_threads)
     previous = torch.get_num_threads()
     torch.set_num_threads(num_threads)
     try:
@@ -371,9 +409,10 @@ def estimate_gradient(
     """
     _check_baseline(baseline)
     rollouts.check_policy_matches(task, policy)
-    horizon = task.effective_horizon() if horizon is None else int(horizon)
-    if int(episodes) < 2:
-        raise ValueError(f"episodes must be at least 2 (for the baseline and the variance), got {episodes}")
+    horizon = task.effective_horizon() if horizon is None else check_count("horizon", horizon)
+    # At least 2: for the baseline and the variance.
+    episodes = check_count("episodes", episodes, minimum=2)
+    check_generator("generator", generator)
     with _intra_op_threads(num_threads):
         value_weights = None
         if baseline == "learned":
@@ -393,6 +432,7 @@ def exact_returns(task: lqr.LQRTask, policy: GaussianPolicy) -> tuple[float, flo
         policy does not provide it (an MLP mean; a state-dependent covariance for
         the second), :math:`-\infty` if the closed loop is unstable.
     """
+    rollouts.check_policy_matches(task, policy)
     if not getattr(policy, "is_linear", False):
         return math.nan, math.nan
     with torch.no_grad():
@@ -484,14 +524,21 @@ class History:
         return len(self.episodes)
 
     def relative_gap(self, stochastic: bool = False) -> list[float]:
-        r"""Per iteration, :math:`(J^\star - J) / |J^\star|` (of the mean policy, or the stochastic one)."""
+        r"""Per iteration, :math:`(J^\star - J) / |J^\star|` (of the mean policy, or the stochastic one).
+
+        When :math:`J^\star = 0` (a task without cost at the optimum) the relative
+        gap is undefined and the absolute gap :math:`J^\star - J` is returned instead.
+        """
         if self.optimal_return is None:
             raise ValueError("the task has no finite optimum, so there is no gap to it")
+        stochastic = check_bool("stochastic", stochastic)
         values = self.exact_return if stochastic else self.exact_return_mean
-        return [(self.optimal_return - j) / abs(self.optimal_return) for j in values]
+        scale = abs(self.optimal_return) if self.optimal_return != 0 else 1.0
+        return [(self.optimal_return - j) / scale for j in values]
 
     def first_within(self, tolerance: float, stochastic: bool = False) -> int | None:
         r"""First iteration whose relative gap is at most ``tolerance``, or None if none is."""
+        tolerance = check_real("tolerance", tolerance)
         for i, gap in enumerate(self.relative_gap(stochastic)):
             if gap <= tolerance:
                 return i
@@ -565,17 +612,15 @@ class TrainConfig:
         check_count("episodes_per_batch", self.episodes_per_batch, minimum=2)
         if self.horizon is not None:
             check_count("horizon", self.horizon)
-        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not (math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}")
+        check_real("lr", self.lr, low=0.0, low_open=True)
         _check_baseline(self.baseline)
         if self.optimizer not in ("adam", "sgd"):
             raise ValueError(f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
-        check_count("seed", self.seed, minimum=0)
+        check_seed("seed", self.seed)
         if self.num_threads is not None:
             check_count("num_threads", self.num_threads)
         for name in ("anneal_lr", "record_gradient_variance"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+            check_bool(name, getattr(self, name))
 
 
 def surrogate_loss(log_prob: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -593,6 +638,10 @@ def surrogate_loss(log_prob: torch.Tensor, weights: torch.Tensor) -> torch.Tenso
     Returns:
         A scalar tensor.
     """
+    if not isinstance(log_prob, torch.Tensor) or not isinstance(weights, torch.Tensor):
+        raise TypeError(
+            f"log_prob and weights must be tensors, got {type(log_prob).__name__} and {type(weights).__name__}"
+        )
     if log_prob.shape != weights.shape or log_prob.dim() != 2:
         raise ValueError(
             f"log_prob and weights must both have shape (episodes, steps), got {tuple(log_prob.shape)} "
@@ -674,8 +723,7 @@ def train(
     config = dataclasses.replace(config or TrainConfig(), **settings)
     rollouts.check_policy_matches(task, policy)
     every = _progress_every(progress, config.iterations)
-    if callback is not None and not callable(callback):
-        raise ValueError(f"callback must be callable or None, got {type(callback).__name__}")
+    check_callable("callback", callback, optional=True)
     params = [p for p in policy.parameters() if p.requires_grad]
     if not params:
         raise ValueError("the policy has no trainable parameters")
@@ -751,6 +799,9 @@ def _print_progress(history: History, i: int, iterations: int) -> None:
         parts.append(f"J(mean) {j:10.4f}")
         if history.optimal_return is not None and history.optimal_return != 0:
             parts.append(f"gap {history.relative_gap()[-1]:8.2%}")
+        elif history.optimal_return == 0:
+            # No relative gap to an optimum of 0: the absolute one.
+            parts.append(f"J* - J {history.relative_gap()[-1]:10.4g}")
     parts.append(f"batch return {history.sample_return[-1]:10.4f}")
     parts.append(f"sigma {history.mean_std[-1]:.4f}")
     # stdout, never stderr: notebooks treat anything on stderr as a failure.

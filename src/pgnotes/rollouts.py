@@ -13,7 +13,8 @@ from typing import Any
 
 import torch
 
-from pgnotes.lqr import LQRTask, _gain_tensor, _noise_tensor, _psd_sqrt, _symmetric_part_checked
+from pgnotes._validation import check_allocation, check_count, check_generator
+from pgnotes.lqr import LQRTask, _check_task, _gain_tensor, _noise_tensor, _psd_sqrt, _symmetric_part_checked
 
 __all__ = ["check_policy_matches", "Rollout", "rollout"]
 
@@ -24,6 +25,7 @@ def check_policy_matches(task: LQRTask, policy: Any) -> None:
     The policy must have ``obs_dim`` equal to ``task.state_dim`` and ``act_dim``
     equal to ``task.action_dim``.
     """
+    _check_task(task)
     obs_dim = getattr(policy, "obs_dim", None)
     act_dim = getattr(policy, "act_dim", None)
     if obs_dim is None or act_dim is None:
@@ -123,14 +125,17 @@ def rollout(
         A :class:`Rollout`.
 
     Raises:
-        ValueError: on a dimension mismatch between policy and task, or
-            non-positive ``episodes`` or ``horizon``.
+        ValueError: on a dimension mismatch between policy and task, ``episodes``
+            or ``horizon`` that are not positive integers, or a batch that would
+            not fit in memory (refused before anything is allocated).
+        TypeError: if ``task`` is not an :class:`~pgnotes.lqr.LQRTask` or
+            ``generator`` is not a ``torch.Generator``.
     """
-    if int(episodes) < 1 or int(horizon) < 1:
-        raise ValueError(f"episodes and horizon must be positive, got episodes={episodes}, horizon={horizon}")
-    episodes, horizon = int(episodes), int(horizon)
+    _check_task(task)
+    episodes, horizon = check_count("episodes", episodes), check_count("horizon", horizon)
+    check_generator("generator", generator)
     if isinstance(policy, torch.Tensor) or not hasattr(policy, "sample"):
-        K = _gain_tensor(task, policy).detach()
+        K = _gain_tensor(task, policy, name="policy").detach()
         S = _noise_tensor(task, noise_cov, K).detach()
         if K.dim() != 2 or S.dim() != 2:
             raise ValueError("rollout takes a single gain (k, n) and covariance (k, k), not a batch")
@@ -170,10 +175,16 @@ def _simulate(
     generator: torch.Generator | None,
 ) -> Rollout:
     """The time loop of :func:`rollout`, on validated arguments."""
+    n, k = task.state_dim, task.action_dim
+    # states, actions and rewards, kept for the whole batch, and the largest temporary
+    # (the elementwise quadratic forms of the rewards).
+    check_allocation(
+        "the rollout", episodes * horizon * (n + k + 1 + max(n, k) ** 2), dtype,
+        f"episodes={episodes} x horizon={horizon} x state and action entries",
+    )
     A, B, Q, R = (m.to(dtype=dtype, device=device) for m in (task.A, task.B, task.Q, task.R))
     w_root = _psd_sqrt(task.W).to(dtype=dtype, device=device)
     x0_root = _psd_sqrt(task.X0).to(dtype=dtype, device=device)
-    n, k = task.state_dim, task.action_dim
     state = task.x0_mean.to(dtype=dtype, device=device) + torch.randn(
         episodes, n, generator=generator, dtype=dtype, device=device
     ) @ x0_root.mT

@@ -35,6 +35,8 @@ from typing import Any, Union
 import sympy as sp
 import torch
 
+from pgnotes._validation import check_bool, check_count
+
 __all__ = [
     "Derivation",
     "univariate_log_density",
@@ -316,8 +318,7 @@ def diagonal_gaussian(k: int, parametrisation: str = "log_std") -> Derivation:
 
 
 def _check_k(k: int) -> None:
-    if not isinstance(k, int) or k < 1:
-        raise ValueError(f"k must be a positive integer, got {k!r}")
+    check_count("k", k)
 
 
 def _symmetric_matrix(prefix: str, k: int) -> sp.Matrix:
@@ -373,6 +374,7 @@ def full_covariance_gaussian(k: int, symmetric: bool = True) -> Derivation:
         Petersen & Pedersen, The Matrix Cookbook, eqs. (57), (61) and section 2.8 (structured
         matrices).
     """
+    symmetric = check_bool("symmetric", symmetric)
     _check_k(k)
     a = _vector("a", k, real=True)
     mean = _vector("mu", k, real=True)
@@ -471,6 +473,7 @@ def covariance_gradient_conventions(k: int = 2) -> dict[str, sp.Matrix]:
     References:
         Petersen & Pedersen, The Matrix Cookbook, section 2.8.
     """
+    _check_k(k)
     general = full_covariance_gaussian(k, symmetric=False)
     free = full_covariance_gaussian(k, symmetric=True)
     at_symmetric = dict(zip(general.symbols["cov"], free.symbols["cov"]))
@@ -503,6 +506,7 @@ def matrixsymbol_logdet_derivative(k: int = 3) -> Any:
     References:
         Petersen & Pedersen, The Matrix Cookbook, eq. (57).
     """
+    _check_k(k)
     sigma = sp.MatrixSymbol("Sigma", k, k)
     return sp.diff(sp.log(sp.Determinant(sigma)), sigma)
 
