@@ -89,7 +89,7 @@ def tanh_correction(u):
         "wrong": {
             # Calls the package's own answer: refused by the grader.
             "exact_gradient_step": """
-from pgnotes.estimators import exact_gradient_step
+from pgnotes.objectives import exact_gradient_step
 """,
             "step_gradient": """
 def step_gradient(mean, std, k, n):

@@ -102,7 +102,7 @@ def test_wrong_answers_get_readable_feedback(graded):
     assert "✅ Test case passed" in feedback
     assert "case: batch 5 x 2 x 4, mean (4,), log_std (5, 1, 4) (broadcast)" in feedback
     results, _ = graded[("estimators", "wrong")]
-    assert "calls the reference implementation pgnotes.estimators.exact_gradient_step" in _feedback(results, "q1")
+    assert "calls the reference implementation pgnotes.objectives.exact_gradient_step" in _feedback(results, "q1")
     assert "got -inf" in _feedback(results, "q3")
 
 

@@ -335,7 +335,7 @@ def test_grading_refuses_the_package_function_behind_an_adapter():
         return v.score_mean, v.score_std, v.pathwise_mean, v.pathwise_std
 
     result = exercises.grade("exact_variance_quadratic", via_package)
-    assert "calls the reference implementation pgnotes.estimators.exact_variance_quadratic" in result.messages[0]
+    assert "calls the reference implementation pgnotes.objectives.exact_variance_quadratic" in result.messages[0]
 
 
 def test_grading_remembers_the_result_of_a_function():

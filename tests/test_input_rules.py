@@ -722,14 +722,6 @@ SPECS: dict[str, Spec | Returned] = {
 # Where a module does not follow a rule yet, the walker says so here: each entry is an
 # expected failure (strict, so a fix turns it into a reminder to delete the entry).
 KNOWN_GAPS = {
-    "test_numpy_float64_gives_the_float64_answer[pathwise.critic_gradient_estimates:states]": (
-        "pathwise takes states as tensors only (NumPy arrays are refused, clearly)"
-    ),
-    "test_numpy_float64_gives_the_float64_answer[pathwise.deterministic_policy_gradient_estimates:states]": (
-        "pathwise takes states as tensors only (NumPy arrays are refused, clearly)"
-    ),
-    "test_bad_counts_are_refused[pathwise.graph_bytes": "pathwise.graph_bytes does not validate its counts",
-    "test_wrong_objects_are_refused[pathwise.graph_bytes": "pathwise.graph_bytes does not check its task",
 }
 
 
@@ -895,6 +887,8 @@ def test_integer_tensors_are_promoted_or_refused_clearly(name: str, argument: st
     # The rule: integers take the floating dtype of the other tensor arguments, else the default dtype.
     others = [a for a in spec.tensors if a != argument and isinstance(spec.valid()[a], torch.Tensor)]
     dtype = F64 if others else torch.get_default_dtype()
+    if isinstance(spec.valid().get("policy"), torch.nn.Module):  # states take the policy's dtype
+        dtype = next(spec.valid()["policy"].parameters()).dtype
     try:
         promoted = _call(name, **{argument: integers})
     except CLEAR_ERRORS as exc:

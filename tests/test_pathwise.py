@@ -237,7 +237,7 @@ def test_unstable_rollout_is_refused_rather_than_returning_inf():
         (lambda s, a: a.sum(-1), torch.zeros(2, dtype=F64), {}, ValueError, "states"),
         (lambda s, a: a.sum(-1), torch.zeros(3, 2, dtype=torch.float32), {}, ValueError, "dtype"),
         (lambda s, a: a.sum(-1), torch.full((3, 2), float("nan"), dtype=F64), {}, ValueError, "states"),
-        (lambda s, a: a.sum(-1), [[0.0, 0.0]], {}, ValueError, "states"),
+        (lambda s, a: a.sum(-1), "states", {}, ValueError, "states"),
         (lambda s, a: a.sum(-1), torch.zeros(3, 2, dtype=F64), {"entropy_coef": -1.0}, ValueError, "entropy_coef"),
         (lambda s, a: a.sum(-1), torch.zeros(3, 2, dtype=F64), {"entropy_coef": "a"}, TypeError, "entropy_coef"),
         (lambda s, a: a.sum(-1), torch.zeros(3, 2, dtype=F64), {"generator": 1}, TypeError, "generator"),

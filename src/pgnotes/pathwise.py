@@ -71,7 +71,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
-from pgnotes._validation import check_count, check_finite
+from pgnotes._validation import as_float_tensor, check_count, check_finite
 from pgnotes.lqr import LQRTask, _psd_sqrt
 from pgnotes.rollouts import Rollout, _policy_dtype_device, _quadratic_form, check_policy_matches
 
@@ -137,8 +137,10 @@ def graph_bytes(task: LQRTask, episodes: int, horizon: int) -> int:
     ``episodes * horizon * (24 (n + k) + k^2)`` float64 numbers for state
     dimension :math:`n` and action dimension :math:`k`.
     """
+    task = _check_task(task)
+    episodes, horizon = check_count("episodes", episodes), check_count("horizon", horizon)
     n, k = task.state_dim, task.action_dim
-    return 8 * int(episodes) * int(horizon) * (_GRAPH_FLOATS_PER_DIM * (n + k) + k * k)
+    return 8 * episodes * horizon * (_GRAPH_FLOATS_PER_DIM * (n + k) + k * k)
 
 
 def _check_memory(task: LQRTask, episodes: int, horizon: int, memory_limit: int | None) -> None:
@@ -387,14 +389,13 @@ def model_gradient_estimates(
 
 
 def _check_states(policy: nn.Module, states: Any) -> torch.Tensor:
-    if not isinstance(states, torch.Tensor) or not states.is_floating_point():
-        raise ValueError(f"states must be a floating-point tensor of shape (..., n), got {type(states).__name__}")
+    dtype, device = _policy_dtype_device(policy)
+    states = as_float_tensor("states", states, like=torch.empty(0, dtype=dtype, device=device))
     if states.dim() < 2 or states.shape[-1] != policy.obs_dim:
         raise ValueError(
             f"states must have shape (batch..., {policy.obs_dim}) with at least one batch axis, "
             f"got {tuple(states.shape)}"
         )
-    dtype, _ = _policy_dtype_device(policy)
     if states.dtype != dtype:
         raise ValueError(f"states have dtype {states.dtype} but the policy's parameters are {dtype}")
     states = states.detach()
