@@ -160,6 +160,7 @@ def mvn_chain_rule(
         One gradient per input, with the input's shape (zeros for an input the heads do not use).
 
     References:
+        Book: equation :eq:`state-dependent-chain-rule` of :doc:`/book/state_dependent_covariance`.
         Petersen & Pedersen, The Matrix Cookbook, eqs. (57), (61); Williams (1992), section 6.
     """
     d_mean, d_cov = gaussian.mvn_score(a, mean.detach(), cov.detach())
@@ -201,6 +202,7 @@ def tril_chain_rule(
         One gradient per input, with the input's shape.
 
     References:
+        Book: equation :eq:`state-dependent-chain-rule` of :doc:`/book/state_dependent_covariance`.
         Petersen & Pedersen, The Matrix Cookbook, section 2; Williams (1992), section 6.
     """
     d_mean, d_tril = gaussian.mvn_score_tril(a, mean.detach(), scale_tril.detach())
@@ -244,6 +246,7 @@ def diag_chain_rule(
         One gradient per input, with the input's shape.
 
     References:
+        Book: equation :eq:`state-dependent-chain-rule` of :doc:`/book/state_dependent_covariance`.
         Williams (1992), section 6; Sutton & Barto (2018), section 13.7.
     """
     d_mean, d_log_std = gaussian.diag_score(a, mean.detach(), log_std.detach())
@@ -290,6 +293,7 @@ def policy_chain_rule(
         The gradient of each learnable parameter, by name (as in ``policy.named_parameters()``).
 
     References:
+        Book: equation :eq:`state-dependent-chain-rule` of :doc:`/book/state_dependent_covariance`.
         Williams (1992), section 6; Petersen & Pedersen, The Matrix Cookbook, eqs. (57), (61).
     """
     diagonal = hasattr(policy, "log_std")

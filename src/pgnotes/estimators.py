@@ -194,6 +194,7 @@ def score_function_estimates(
             tensor of the wrong shape, or non-finite values.
 
     References:
+        Book: equation :eq:`policy-gradient-log-derivative` of :doc:`/book/policy_gradient`.
         Williams (1992), sec. 4 and 6; Sutton & Barto (2018), sec. 13.3, 13.4 and 13.7;
         Mohamed et al. (2020), sec. 4.
     """
@@ -277,6 +278,7 @@ def pathwise_estimates(
             is not elementwise; or if :math:`f'(a)` is not finite.
 
     References:
+        Book: equation :eq:`estimators-pathwise-sufficient` of :doc:`/book/score_vs_pathwise`.
         Kingma & Welling (2014), sec. 2.4; Mohamed et al. (2020), sec. 5.
     """
     check_callable("f", f)

@@ -259,6 +259,7 @@ def normal_score_log_std(
         ``(d_mean, d_log_std)``, each with the broadcast shape of the inputs.
 
     References:
+        Book: equation :eq:`univariate-chain-rule-general` of :doc:`/book/univariate_gaussian`.
         Williams (1992); Sutton & Barto (2018), section 13.7.
     """
     a, mean, log_std = _as_tensors(a=a, mean=mean, log_std=log_std)
@@ -412,6 +413,7 @@ def mvn_score(a: torch.Tensor, mean: torch.Tensor, cov: torch.Tensor) -> tuple[t
         ``(d_mean, d_cov)`` of shapes (..., k) and (..., k, k), with the broadcast batch shape.
 
     References:
+        Book: equation :eq:`univariate-textbook-multivariate` of :doc:`/book/univariate_gaussian`.
         Petersen & Pedersen, The Matrix Cookbook, eqs. (57), (61); Williams (1992).
     """
     a, mean, cov = _mvn_inputs(a, mean, cov, "cov")
@@ -500,6 +502,7 @@ def tanh_log_abs_det_jacobian(u: torch.Tensor | float) -> torch.Tensor:
         :math:`\log(1 - \tanh^2 u)`, same shape as ``u``.
 
     References:
+        Book: equation :eq:`squashed-stable-correction` of :doc:`/book/squashed_gaussians`.
         Haarnoja et al. (2018), Soft Actor-Critic, appendix C, eq. (21).
     """
     (u,) = _as_tensors(u=u)
@@ -544,6 +547,7 @@ def squashed_log_prob(
         its last axis.
 
     References:
+        Book: equation :eq:`squashed-stable-correction` of :doc:`/book/squashed_gaussians`.
         Haarnoja et al. (2018), Soft Actor-Critic, appendix C, eq. (21).
     """
     u, mean, log_std = _as_tensors(u=u, mean=mean, log_std=log_std)

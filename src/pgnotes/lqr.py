@@ -445,6 +445,9 @@ def quadratic_value(
     Raises:
         ValueError: if :math:`\sqrt{\gamma}\, \rho(A - BK) \ge 1`: the return is
             then infinite.
+
+    References:
+        Book: equation :eq:`reinforce-lqr-exact-J` of :doc:`/book/reinforce_lqr`.
     """
     K = _gain_tensor(task, gain)
     S = _noise_tensor(task, noise_cov, K)
@@ -528,6 +531,9 @@ def expected_return(
     Raises:
         ValueError: if the closed loop is unstable for the discount (infinite horizon,
             unless ``allow_unstable``), or a shape does not fit.
+
+    References:
+        Book: equation :eq:`reinforce-lqr-exact-J` of :doc:`/book/reinforce_lqr`.
     """
     K = _gain_tensor(task, gain)
     S = _noise_tensor(task, noise_cov, K)
@@ -588,6 +594,9 @@ def exploration_cost(task: LQRTask, gain: Any, noise_cov: Any) -> torch.Tensor:
     Raises:
         ValueError: if :math:`\sqrt{\gamma}\, \rho(A - BK) \ge 1` (both returns
             are then infinite).
+
+    References:
+        Book: equation :eq:`reinforce-lqr-exploration-cost-formula` of :doc:`/book/reinforce_lqr`.
     """
     K = _gain_tensor(task, gain)
     S = _noise_tensor(task, noise_cov, K)

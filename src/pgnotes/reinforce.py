@@ -637,6 +637,9 @@ def surrogate_loss(log_prob: torch.Tensor, weights: torch.Tensor) -> torch.Tenso
 
     Returns:
         A scalar tensor.
+
+    References:
+        Book: equation :eq:`reinforce-lqr-surrogate-loss` of :doc:`/book/reinforce_lqr`.
     """
     if not isinstance(log_prob, torch.Tensor) or not isinstance(weights, torch.Tensor):
         raise TypeError(

@@ -712,6 +712,7 @@ def linear_heads_chain_rule(p: int = 2) -> HeadChainRule:
     :math:`\frac{d}{\sigma^2}\phi` for :math:`w` and :math:`(\frac{d^2}{\sigma^2} - 1)\phi` for :math:`v`.
 
     References:
+        Book: equation :eq:`state-dependent-chain-rule` of :doc:`/book/state_dependent_covariance`.
         Williams (1992); Sutton & Barto (2018), section 13.7.
     """
     if isinstance(p, bool) or not isinstance(p, int) or p < 1:
@@ -732,6 +733,7 @@ def cholesky_head_chain_rule(p: int = 2) -> HeadChainRule:
     The parameters are the entries of :math:`W` row by row, then :math:`c_1, c_2, c_3`.
 
     References:
+        Book: equation :eq:`state-dependent-chain-rule` of :doc:`/book/state_dependent_covariance`.
         Petersen & Pedersen, The Matrix Cookbook, section 2.
     """
     if isinstance(p, bool) or not isinstance(p, int) or p < 1:
