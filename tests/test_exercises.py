@@ -410,3 +410,39 @@ def test_importing_the_checkers_does_not_import_the_package():
 @pytest.mark.parametrize("module", list(_catalogue.MODULES))
 def test_each_concept_module_imports_on_its_own(module):
     assert module in _modules_after(f"import {module}")[0]  # imported first: no cycle through the package
+
+
+def test_pathwise_checkers_accept_an_independent_solution_and_refuse_wrong_ones():
+    import math
+
+    from pgnotes import lqr
+
+    def my_sac_std(task, gain, alpha):
+        # Through the value's P (lqr.quadratic_value), not the action-value matrix the reference uses.
+        P, _ = lqr.quadratic_value(task, torch.tensor([[gain]], dtype=torch.float64))
+        return math.sqrt(alpha / (2 * (task.R.item() + task.gamma * task.B.item() ** 2 * P.item())))
+
+    def my_return_derivative(task, gain, std, noise):
+        # Forward-mode sensitivities ds_t/dK, independent of the reference's backpropagation.
+        A, B, Q, R = (m.item() for m in (task.A, task.B, task.Q, task.R))
+        state = noise.initial_states[:, 0]
+        sensitivity = torch.zeros_like(state)
+        derivative = torch.zeros_like(state)
+        for t in range(noise.action_noise.shape[1]):
+            action = -gain * state + std * noise.action_noise[:, t, 0]
+            action_sensitivity = -state - gain * sensitivity
+            derivative = derivative - 2 * task.gamma**t * (Q * state * sensitivity + R * action * action_sensitivity)
+            state, sensitivity = (
+                A * state + B * action + noise.process_noise[:, t, 0],
+                (A - B * gain) * sensitivity - B * state,
+            )
+        return derivative
+
+    assert exercises.grade("sac_optimal_std", my_sac_std).score == 1.0
+    assert exercises.grade("return_derivative_gain", my_return_derivative).score == 1.0
+    assert exercises.grade("sac_optimal_std", lambda t, g, a: 1.01 * my_sac_std(t, g, a)).score == 0.0
+    # Forgetting the discount of the later steps: a typical mistake, caught.
+    no_discount = lambda t, g, s, n: my_return_derivative(lqr.task_1d(gamma=0.999999), g, s, n)  # noqa: E731
+    assert exercises.grade("return_derivative_gain", no_discount).score < 1.0
+    described = exercises.describe("return_derivative_gain")
+    assert "return_derivative_gain(task, gain, std, noise)" in str(described) and "EpisodeNoise" in str(described)

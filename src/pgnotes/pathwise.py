@@ -242,17 +242,41 @@ def _simulate(
     return torch.stack(states, -2), torch.stack(actions, -2), torch.stack(rewards, -1), state
 
 
-def _prepare(task: Any, policy: Any, episodes: Any, horizon: Any, generator: Any, memory_limit: Any):
+def _check_noise(task: LQRTask, noise: Any, dtype: torch.dtype) -> EpisodeNoise:
+    """Given noise: an :class:`EpisodeNoise` whose shapes fit the task, in the policy's dtype."""
+    if not isinstance(noise, EpisodeNoise):
+        raise TypeError(f"noise must be an EpisodeNoise (from draw_episode_noise) or None, got {type(noise).__name__}")
+    n, k = task.state_dim, task.action_dim
+    episodes, horizon = noise.action_noise.shape[0], noise.action_noise.shape[1]
+    expected = {"initial_states": (episodes, n), "action_noise": (episodes, horizon, k), "process_noise": (episodes, horizon, n)}
+    for name, shape in expected.items():
+        value = getattr(noise, name)
+        if tuple(value.shape) != shape:
+            raise ValueError(f"noise.{name} must have shape {shape} for this task, got {tuple(value.shape)}")
+        check_finite(f"noise.{name}", value)
+    return EpisodeNoise(*(getattr(noise, name).to(dtype) for name in expected))
+
+
+def _prepare(
+    task: Any, policy: Any, episodes: Any, horizon: Any, generator: Any, memory_limit: Any, noise: Any = None
+):
     task = _check_task(task)
     policy = _check_policy(policy)
     check_policy_matches(task, policy)
-    episodes, horizon = check_count("episodes", episodes), check_count("horizon", horizon)
-    generator = _check_generator(generator)
-    _check_memory(task, episodes, horizon, memory_limit)
     dtype, device = _policy_dtype_device(policy)
     if device.type != "cpu":
         raise ValueError(f"policy must be on the CPU, got device {device}")
-    noise = draw_episode_noise(task, episodes=episodes, horizon=horizon, generator=generator, dtype=dtype)
+    if noise is not None:
+        if episodes is not None or horizon is not None or generator is not None:
+            raise ValueError("give either noise, or episodes, horizon and generator to draw it, not both")
+        noise = _check_noise(task, noise, dtype)
+        episodes, horizon = noise.action_noise.shape[0], noise.action_noise.shape[1]
+        _check_memory(task, episodes, horizon, memory_limit)
+    else:
+        episodes, horizon = check_count("episodes", episodes), check_count("horizon", horizon)
+        generator = _check_generator(generator)
+        _check_memory(task, episodes, horizon, memory_limit)
+        noise = draw_episode_noise(task, episodes=episodes, horizon=horizon, generator=generator, dtype=dtype)
     matrices = tuple(m.to(dtype) for m in (task.A, task.B, task.Q, task.R))
     return task, policy, noise, matrices
 
@@ -319,10 +343,11 @@ def model_gradient_estimates(
     task: LQRTask,
     policy: nn.Module,
     *,
-    episodes: int,
-    horizon: int,
+    episodes: int | None = None,
+    horizon: int | None = None,
     generator: torch.Generator | None = None,
     memory_limit: int | None = None,
+    noise: EpisodeNoise | None = None,
 ) -> dict[str, torch.Tensor]:
     r"""Per-episode pathwise estimates of :math:`\nabla_\theta J_T`, by backpropagation through the known dynamics.
 
@@ -353,6 +378,8 @@ def model_gradient_estimates(
             :func:`pgnotes.rollouts.rollout` and :func:`pgnotes.reinforce.estimate_gradient`
             (with ``baseline="none"`` or ``"mean"``).
         memory_limit: as in :func:`reparameterised_rollout`.
+        noise: the random numbers to use, from :func:`draw_episode_noise`, instead of
+            drawing them (then give neither ``episodes``, ``horizon`` nor ``generator``).
 
     Returns:
         For each trainable parameter name, the estimates, shape ``(N, *param.shape)``,
@@ -362,7 +389,7 @@ def model_gradient_estimates(
         TypeError, ValueError: as :func:`reparameterised_rollout`; ValueError if an
             estimate is not finite (an unstable closed loop over a long horizon).
     """
-    task, policy, noise, matrices = _prepare(task, policy, episodes, horizon, generator, memory_limit)
+    task, policy, noise, matrices = _prepare(task, policy, episodes, horizon, generator, memory_limit, noise)
     module = _ReparameterisedAction(policy)
     params, frozen, buffers = _split_params(module)
     discounts = _discounts(noise.action_noise.shape[1], task.gamma, noise.action_noise.dtype)

@@ -8,8 +8,8 @@ Usage in a notebook::
     exercises.check("normal_score", my_normal_score)
 
 :func:`check` calls the student's function and the reference (from :mod:`pgnotes.gaussian`, or
-whatever a module registered) on seeded random inputs, including broadcasting cases. It prints one
-line and returns a :class:`CheckResult` when every case passes, and otherwise raises
+whatever a module registered) on seeded random inputs (broadcast batches among them where the
+function takes them). It prints one line and returns a :class:`CheckResult` when every case passes, and otherwise raises
 :class:`CheckFailed` (an ``AssertionError``) saying which output is wrong, for which input, expected
 against got, and the tolerance. Student functions are called with positional arguments in the
 order :func:`describe` shows, so their parameter names do not matter.

@@ -24,4 +24,5 @@ MODULES: dict[str, tuple[str, ...]] = {
         "score_function_step_gradient",
     ),
     "pgnotes.exercises.reinforce": ("reward_to_go",),
+    "pgnotes.exercises.pathwise": ("return_derivative_gain", "sac_optimal_std"),
 }

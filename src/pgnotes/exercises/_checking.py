@@ -82,7 +82,7 @@ class CheckResult:
         """One line: all passed, or how many passed."""
         tolerance = f"tolerance atol={self.atol:g}, rtol={self.rtol:g}"
         if self.ok:
-            return f"{self.name}: all {len(self.cases)} cases passed (including broadcasting; {tolerance})"
+            return f"{self.name}: all {len(self.cases)} cases passed ({tolerance})"
         if not self.cases:
             return f"{self.name}: the exercise has no cases, so nothing was checked"
         return f"{self.name}: {self.passed} of {len(self.cases)} cases passed (score {self.score:.2f}; {tolerance})"
@@ -206,11 +206,27 @@ def _call(function: Callable[..., Any], arguments: list[Any], timeout: float, fo
 # Comparing one case
 
 
+def _as_tensor_or_none(value: Any) -> torch.Tensor | None:
+    """``value`` as a tensor when it is a tensor, a number or a nested list of numbers, else None."""
+    try:
+        return torch.as_tensor(value)
+    except (TypeError, ValueError, RuntimeError):
+        return None
+
+
+def _input_text(name: str, value: Any) -> str:
+    tensor = _as_tensor_or_none(value)
+    return f"{name} {type(value).__name__}" if tensor is None else f"{name} {tuple(tensor.shape)}"
+
+
 def _describe_inputs(inputs: Mapping[str, Any], index: tuple[int, ...] | None, shape: torch.Size | None) -> str:
     """Shapes of the inputs and a few values, aligned with the failing output entry where possible."""
     parts = []
     for name, value in inputs.items():
-        tensor = torch.as_tensor(value)
+        tensor = _as_tensor_or_none(value)
+        if tensor is None:  # a task, a dataclass of noise, ...: named by its type
+            parts.append(f"{name} {type(value).__name__}")
+            continue
         text = f"{name} shape {tuple(tensor.shape)}"
         if index is not None and shape is not None:
             try:
@@ -243,7 +259,10 @@ def _compare(exercise: Exercise, case: Case, expected_all: tuple[Any, ...], got_
     for name, expected, got in zip(names, expected_all, got_all):
         if not isinstance(got, torch.Tensor):
             try:
-                got = torch.as_tensor(got)
+                # A Python number is a double: it keeps the reference's float64, not torch's float32 default.
+                is_number = isinstance(got, float) or (isinstance(got, int) and not isinstance(got, bool))
+                dtype = expected.dtype if is_number and isinstance(expected, torch.Tensor) else None
+                got = torch.as_tensor(got, dtype=dtype)
             except (TypeError, ValueError, RuntimeError):
                 raise AssertionError(
                     f"{exercise.name}: {name} must be a tensor, got {type(got).__name__}\n{where}"
@@ -288,7 +307,7 @@ def _run_case(
     expected_all = _as_output_tuple(exercise, exercise.reference(*map(_copy, case.inputs.values())), "the reference")
     originals = list(case.inputs.values())
     arguments = [_copy(value) for value in originals]
-    shapes = ", ".join(f"{n} {tuple(torch.as_tensor(v).shape)}" for n, v in case.inputs.items())
+    shapes = ", ".join(_input_text(n, v) for n, v in case.inputs.items())
     where = f"  case: {case.label}\n  inputs: {shapes}"
 
     def failed(message: str) -> CaseResult:

@@ -55,8 +55,10 @@ def describe(name: str, *, seed: int = 0) -> ExerciseDescription:
         values = [case.inputs[argument] for case in cases]
         if isinstance(values[0], torch.Tensor):
             seen = "shapes " + _seen([str(tuple(v.shape)) for v in values])
-        else:
+        elif isinstance(values[0], (bool, int, float, str)):
             seen = "values " + _seen([repr(v) for v in values])
+        else:
+            seen = "objects of type " + _seen([type(v).__name__ for v in values])
         lines.append(f"    {argument:<{width}}  {_kind(values[0])}; in the cases: {seen}")
     results = [_as_output_tuple(exercise, exercise.reference(*case.inputs.values()), "the reference") for case in cases]
     if exercise.outputs:
