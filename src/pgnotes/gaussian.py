@@ -551,5 +551,7 @@ def squashed_log_prob(
         Haarnoja et al. (2018), Soft Actor-Critic, appendix C, eq. (21).
     """
     u, mean, log_std = _as_tensors(u=u, mean=mean, log_std=log_std)
-    _check_event_axis(broadcast_shapes(u=u, mean=mean, log_std=log_std), "u, mean and log_std")
-    return _diag_log_prob(u, mean, log_std) - _tanh_log_abs_det_jacobian(u).sum(-1)
+    shape = broadcast_shapes(u=u, mean=mean, log_std=log_std)
+    _check_event_axis(shape, "u, mean and log_std")
+    # One Jacobian factor per component of the broadcast event, also when u itself is shorter.
+    return _diag_log_prob(u, mean, log_std) - _tanh_log_abs_det_jacobian(u).expand(shape).sum(-1)
