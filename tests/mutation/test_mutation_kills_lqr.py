@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -106,3 +107,80 @@ def test_moved_names_warn_at_the_line_that_uses_them(name: str, home: str) -> No
     assert str(caught[0].message) == f"pgnotes.lqr.{name} has moved to pgnotes.{home}.{name}"
     assert moved is getattr(__import__(f"pgnotes.{home}", fromlist=[name]), name)
 
+
+
+def _scalar_return(a, b, q, r, w, x0_var, gamma, gain, noise_var=0.0):
+    """J of a = -K s + eta on the scalar task, by hand: P = (q + r K^2) / (1 - gamma F^2), F = a - b K.
+
+    Each step costs E[q s^2 + r a^2] = (q + r K^2) E[s^2] + r S, and the state noise is w + b^2 S:
+    J = -P x0_var - gamma P (w + b^2 S) / (1 - gamma) - r S / (1 - gamma).
+    """
+    F = a - b * gain
+    P = (q + r * gain**2) / (1 - gamma * F**2)
+    return -P * x0_var - gamma * P * (w + b**2 * noise_var) / (1 - gamma) - r * noise_var / (1 - gamma)
+
+
+def test_scalar_task_accepts_python_numbers_and_keeps_float64() -> None:
+    params = dict(a=1.1, b=0.7, q=0.9, r=0.3, w=0.1, x0_var=1.3, gamma=0.9)
+    task = lqr.task_1d(**params)
+    for gain, noise in ((0.8, 0.05), ([[0.8]], [[0.05]]), (0.8, None)):
+        got = expected_return(task, gain, noise)
+        assert got.dtype == F64
+        assert float(got) == pytest.approx(_scalar_return(**params, gain=0.8, noise_var=0.05 if noise else 0.0), rel=1e-13)
+    # The exploration cost is the difference of the two returns (here small enough to compute as one).
+    lost = _scalar_return(**params, gain=0.8) - _scalar_return(**params, gain=0.8, noise_var=0.1)
+    got = lqr.exploration_cost(task, 0.8, 0.1)
+    assert got.dtype == F64
+    assert float(got) == pytest.approx(lost, rel=1e-12)
+
+
+@pytest.mark.parametrize(("argument", "position"), [("gain", 1), ("noise_cov", 2)])
+def test_returns_name_an_argument_that_is_not_a_number(argument: str, position: int) -> None:
+    args = [lqr.task_1d(), 0.5, 0.1]
+    args[position] = "half"
+    with pytest.raises(ValueError, match=rf"^{argument} must be a tensor or a number, got str"):
+        expected_return(*args)
+
+
+def test_all_unstable_gains_have_minus_infinite_return_of_the_batch_shape() -> None:
+    task = lqr.task_1d(a=1.0, b=1.0, gamma=0.9)
+    # sqrt(gamma) |1 - K| >= 1 for these gains: the discounted closed loop diverges.
+    unstable = torch.tensor([-1.0, 2.5, 3.0], dtype=F64).reshape(3, 1, 1, 1)
+    noise = torch.tensor([0.0, 0.2], dtype=F64).reshape(2, 1, 1)
+    got = expected_return(task, unstable, noise, allow_unstable=True)
+    assert got.shape == (3, 2)
+    assert got.dtype == F64
+    assert bool(torch.all(got == -math.inf))
+
+
+def test_mixed_batch_of_gains_marks_only_the_unstable_ones() -> None:
+    params = dict(a=1.0, b=1.0, q=1.0, r=1.0, w=0.1, x0_var=1.0, gamma=0.9)
+    task = lqr.task_1d(**params)
+    gains = torch.tensor([3.0, 0.5, -1.0, 0.9], dtype=F64).reshape(4, 1, 1)
+    got = expected_return(task, gains, allow_unstable=True)
+    assert got[0] == -math.inf and got[2] == -math.inf
+    for index, gain in ((1, 0.5), (3, 0.9)):
+        assert float(got[index]) == pytest.approx(_scalar_return(**params, gain=gain), rel=1e-12)
+
+
+def test_discounted_lyapunov_with_a_batch_of_right_hand_sides_for_one_matrix() -> None:
+    F = torch.tensor([[0.9, 0.3], [-0.2, 0.7]], dtype=F64)
+    M = torch.stack([torch.eye(2, dtype=F64), torch.tensor([[2.0, 0.5], [0.5, 1.0]], dtype=F64)])
+    P = lqr.solve_discounted_lyapunov(F, M, 0.8)
+    assert P.shape == (2, 2, 2)
+    for index in range(2):
+        # The truncated series sum_t gamma^t (F^T)^t M F^t, written out in NumPy.
+        series = sum(
+            0.8**t * np.linalg.matrix_power(F.numpy().T, t) @ M[index].numpy() @ np.linalg.matrix_power(F.numpy(), t)
+            for t in range(400)
+        )
+        np.testing.assert_allclose(P[index].numpy(), series, rtol=1e-12, atol=1e-12)
+
+
+def test_task_2d_holds_the_documented_matrices_in_float64() -> None:
+    task = lqr.task_2d(gamma=0.9, noise=0.05)
+    documented_A = np.array([[1.0, 0.2], [-0.1, 0.9]])  # float64 literals, as in the docstring
+    assert task.A.dtype == F64
+    np.testing.assert_array_equal(task.A.numpy(), documented_A)
+    np.testing.assert_array_equal(task.B.numpy(), np.eye(2))
+    np.testing.assert_array_equal(task.W.numpy(), 0.05 * np.eye(2))
