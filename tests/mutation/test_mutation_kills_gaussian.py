@@ -8,9 +8,19 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch.distributions import Normal, TanhTransform, TransformedDistribution
+from torch.distributions import MultivariateNormal, Normal, TanhTransform, TransformedDistribution
 
-from pgnotes.gaussian import diag_log_prob, diag_score, mvn_log_prob, mvn_score, mvn_score_tril, squashed_log_prob
+from pgnotes.gaussian import (
+    diag_log_prob,
+    diag_score,
+    mvn_log_prob,
+    mvn_score,
+    mvn_score_tril,
+    normal_log_prob,
+    normal_score,
+    normal_score_log_std,
+    squashed_log_prob,
+)
 
 F64 = torch.float64
 # Closed forms against torch.distributions in float64: a few ulp of the log-density's magnitude.
@@ -117,3 +127,64 @@ def test_full_covariance_functions_name_a_vector_argument_without_an_event_axis(
     args[name] = torch.tensor(0.0, dtype=F64)
     with pytest.raises(ValueError, match=rf"^{name} must have at least 1 dimension\(s\) \(the event axis, of size k\)"):
         function(args["a"], args["mean"], matrix)
+
+
+@pytest.mark.parametrize(
+    ("function", "names"),
+    [
+        (normal_log_prob, ("a", "mean", "std")),
+        (normal_score, ("a", "mean", "std")),
+        (normal_score_log_std, ("a", "mean", "log_std")),
+    ],
+)
+@pytest.mark.parametrize("position", [0, 1, 2])
+def test_univariate_functions_name_the_argument_whose_shape_does_not_broadcast(function, names, position: int) -> None:
+    args = [torch.ones(3, dtype=F64) for _ in names]
+    args[position] = torch.ones(2, dtype=F64)
+    with pytest.raises(ValueError, match=rf"{names[position]} \(2,\)"):
+        function(*args)
+
+
+def _spd(k: int, batch: tuple[int, ...], seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    root = torch.randn(*batch, k, k, generator=g, dtype=F64)
+    return root @ root.mT + k * torch.eye(k, dtype=F64)
+
+
+def test_mvn_log_prob_with_two_batch_axes_matches_multivariate_normal() -> None:
+    # Batch shape (2, 3) with event size 4: no batch size equals k, so k cannot be read from a batch axis.
+    g = torch.Generator().manual_seed(5)
+    cov = _spd(4, (2, 3), seed=6)
+    mean = torch.randn(2, 3, 4, generator=g, dtype=F64)
+    a = torch.randn(2, 3, 4, generator=g, dtype=F64)
+    expected = MultivariateNormal(mean, covariance_matrix=cov).log_prob(a)
+    torch.testing.assert_close(mvn_log_prob(a, mean, cov), expected, rtol=RTOL, atol=ATOL)
+
+
+def test_mvn_functions_promote_mixed_float_dtypes_to_float64() -> None:
+    g = torch.Generator().manual_seed(7)
+    cov = _spd(3, (), seed=8)
+    mean = torch.randn(3, generator=g, dtype=F64)
+    a32 = torch.randn(3, generator=g, dtype=F64).to(torch.float32)
+    # float32 actions with float64 parameters: computed in float64 from the float32 values.
+    expected = MultivariateNormal(mean, covariance_matrix=cov).log_prob(a32.to(F64))
+    got = mvn_log_prob(a32, mean, cov)
+    assert got.dtype == F64
+    torch.testing.assert_close(got, expected, rtol=RTOL, atol=ATOL)
+    d_mean, d_cov = mvn_score(a32, mean, cov)
+    assert d_mean.dtype == d_cov.dtype == F64
+    torch.testing.assert_close(d_mean, torch.linalg.solve(cov, a32.to(F64) - mean), rtol=1e-10, atol=1e-12)
+
+
+def test_covariance_with_rounding_level_asymmetry_is_accepted_as_its_symmetric_part() -> None:
+    """An asymmetry of a few dozen eps relative to max |cov| (what a product A A^T in floating point can leave) is accepted."""
+    k = 4
+    cov = _spd(k, (), seed=9)
+    eps = torch.finfo(F64).eps
+    nudged = cov.clone()
+    nudged[0, k - 1] += 48 * eps * float(cov.abs().max())
+    symmetric = 0.5 * (nudged + nudged.mT)
+    a = torch.linspace(-1.0, 1.0, k, dtype=F64)
+    mean = torch.zeros(k, dtype=F64)
+    expected = MultivariateNormal(mean, covariance_matrix=symmetric).log_prob(a)
+    torch.testing.assert_close(mvn_log_prob(a, mean, nudged), expected, rtol=1e-10, atol=1e-10)
