@@ -32,8 +32,9 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 
 venv: $(STAMP)
 
+# Renders the committed notebooks and their outputs; changes no tracked file
+# (`make sync` regenerates the notebooks' generated cells; a test fails when they are stale).
 book: $(STAMP)
-	$(BIN)/python tools/notebooks.py sync
 	$(BIN)/jupyter-book build . --builder html
 	@echo "The book is at file://$(CURDIR)/_build/html/index.html"
 
@@ -54,25 +55,27 @@ test-build: $(STAMP)
 	mkdir -p $(REPORTS)
 	$(BIN)/jupyter-book build . --builder html -W -n --keep-going 2>&1 | tee $(REPORTS)/book-build.log
 
-# Every page of _build/html in headless Chromium; tools/ensure_browser.sh installs Chromium and MathJax if missing.
-test-browser: $(STAMP)
+# Every page of _build/html in headless Chromium, with every request beyond the local server refused
+# (the book ships its MathJax); tools/ensure_browser.sh installs Chromium if missing.
+# It needs the book that test-build makes, so `make -j test` runs it after the build.
+test-browser: test-build
 	mkdir -p $(REPORTS)
 	$(BIN)/python -m pytest tests/browser -p no:cacheprovider --junitxml=$(REPORTS)/browser.xml
 
 notebooks: $(STAMP)
-	$(BIN)/python tools/notebooks.py execute
+	$(BIN)/python -m tools.notebooks execute
 
 sync: $(STAMP)
-	$(BIN)/python tools/notebooks.py sync
+	$(BIN)/python -m tools.notebooks sync
 
 benchmark: $(STAMP)
 	for script in benchmarks/bench_*.py; do echo "== $$script"; $(BIN)/python $$script; done
 
 budgets: $(STAMP)
-	$(BIN)/python tools/budgets.py
+	$(BIN)/python -m tools.budgets
 
 student: $(STAMP)
-	$(BIN)/python tools/student_build.py
+	$(BIN)/python -m tools.student_build
 	BOOK_HTML=_build/student/_build/html BOOK_CONFIG=_build/student/_config.yml \
 		BOOK_SCREENSHOTS=_build/student/screenshots $(BIN)/python -m pytest tests/browser -p no:cacheprovider
 

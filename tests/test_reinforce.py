@@ -397,10 +397,11 @@ def test_surrogate_loss_rejects_mismatched_shapes() -> None:
 
 
 def test_reward_to_go_matches_the_backward_recursion() -> None:
-    rewards = torch.randn(5, 40, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    # 300 steps: two full blocks of 128 and a partial one, so the carry between blocks is tested.
+    rewards = torch.randn(5, 300, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     expected = torch.empty_like(rewards)
     running = torch.zeros(5, dtype=torch.float64)
-    for t in range(39, -1, -1):
+    for t in range(299, -1, -1):
         running = rewards[:, t] + 0.93 * running
         expected[:, t] = running
     torch.testing.assert_close(reinforce.reward_to_go(rewards, 0.93), expected, rtol=1e-12, atol=1e-12)

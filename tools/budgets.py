@@ -3,8 +3,8 @@
 
 Usage (from the repository root)::
 
-    python tools/budgets.py                  # every notebook of _toc.yml
-    python tools/budgets.py book/x.ipynb     # only these
+    python -m tools.budgets                  # every notebook of _toc.yml
+    python -m tools.budgets book/x.ipynb     # only these
 
 Each chapter runs top to bottom in a fresh kernel limited to one CPU and one thread (OMP, MKL,
 OpenBLAS and so PyTorch's intra-op pool; the kernel is also pinned to one core where the system
@@ -36,7 +36,7 @@ import time
 import nbformat
 import psutil
 
-from notebooks import toc_docnames  # tools/notebooks.py, beside this script
+from tools.notebooks import toc_docnames
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 KERNEL_NAME = "python3"

@@ -1,17 +1,15 @@
 #!/usr/bin/env bash
-# Install what the browser test of the book (tests/browser) needs, when it is missing:
-#   - Chromium, from the system's packages (Debian's `chromium`, with fonts for the screenshots);
-#   - MathJax, pinned, from the npm registry, into a cache folder: the book loads MathJax from a CDN,
-#     which the test answers from this copy (the test's machine has no network beyond the registries).
+# Install what the browser test of the book (tests/browser) needs, when it is missing: Chromium, from
+# the system's packages (Debian's `chromium`, with fonts for the screenshots). MathJax is not needed:
+# the book ships its own copy (_static/mathjax), and the test refuses every request beyond the book.
 #
-# Usage: tools/ensure_browser.sh [VENDOR_DIR]      (default: _build/vendor)
-# Prints CHROMIUM=<path> and MATHJAX=<folder holding es5/tex-mml-chtml.js> on success.
-# Exit status 3: nothing usable can be installed here (not root and no sudo, no apt-get, no npm); the
+# Usage: tools/ensure_browser.sh [VENDOR_DIR]      (default: _build/vendor; kept for callers, unused)
+# Prints CHROMIUM=<path> on success.
+# Exit status 3: nothing usable can be installed here (not root and no sudo, no apt-get); the
 # test then skips with this script's message, except on CI (CI=true), where it fails.
 # Set CHROMIUM=/path/to/chromium to use another Chromium or Chrome.
 set -euo pipefail
 
-MATHJAX_VERSION=3.2.2
 UNAVAILABLE=3
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 VENDOR="${1:-$ROOT/_build/vendor}"
@@ -65,18 +63,5 @@ if [ -z "$chromium" ]; then
     [ -n "$chromium" ] || unavailable "chromium was installed but does not run"
 fi
 
-mathjax_prefix="$VENDOR/mathjax-$MATHJAX_VERSION"
-mathjax="$mathjax_prefix/node_modules/mathjax"
-if [ ! -f "$mathjax/es5/tex-mml-chtml.js" ]; then
-    command -v npm >/dev/null || apt_install "npm, to install MathJax" npm
-    mkdir -p "$mathjax_prefix"
-    echo "installing mathjax@$MATHJAX_VERSION from the npm registry into $mathjax_prefix" >&2
-    npm install --prefix "$mathjax_prefix" --no-save --no-package-lock --no-audit --no-fund \
-        --loglevel=error "mathjax@$MATHJAX_VERSION" >&2 \
-        || unavailable "could not install mathjax@$MATHJAX_VERSION from the npm registry"
-    [ -f "$mathjax/es5/tex-mml-chtml.js" ] || unavailable "mathjax@$MATHJAX_VERSION has no es5/tex-mml-chtml.js"
-fi
-
 echo "CHROMIUM=$chromium"
-echo "MATHJAX=$mathjax"
-echo "$("$chromium" --version 2>/dev/null), MathJax $MATHJAX_VERSION" >&2
+echo "$("$chromium" --version 2>/dev/null)" >&2

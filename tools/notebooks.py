@@ -61,7 +61,7 @@ def github_owner_and_name(config: dict) -> tuple[str, str]:
     url = config["repository"]["url"].rstrip("/")
     match = re.fullmatch(r"https://github\.com/([^/]+)/([^/]+?)(?:\.git)?", url)
     if not match:
-        raise SystemExit(f"_config.yml: repository.url must look like https://github.com/OWNER/NAME, got {url}")
+        raise ValueError(f"_config.yml: repository.url must look like https://github.com/OWNER/NAME, got {url}")
     return match.group(1), match.group(2)
 
 
@@ -71,10 +71,29 @@ def published_address(config: dict) -> str:
     return f"https://{owner.lower()}.github.io/{name}/"
 
 
+def launch_urls(config: dict, path: str) -> dict[str, str]:
+    """The Binder and Colab addresses that open ``path`` (relative to the repository root), from _config.yml alone.
+
+    The one place these addresses are built: the README's badges, the notebooks'
+    launch buttons (checked by the browser test) and the Colab cell all come from here.
+    """
+    owner, name = github_owner_and_name(config)
+    branch = config["repository"].get("branch", "main")
+    launch = config.get("launch_buttons", {})
+    urls = {}
+    if launch.get("binderhub_url"):
+        interface = {"classic": "tree", "jupyterlab": "lab/tree"}[launch.get("notebook_interface", "classic")]
+        binder = launch["binderhub_url"].rstrip("/")
+        urls["Binder"] = f"{binder}/v2/gh/{owner}/{name}/{branch}?urlpath={interface}/{path}"
+    if launch.get("colab_url"):
+        colab = launch["colab_url"].rstrip("/")
+        urls["Colab"] = f"{colab}/github/{owner}/{name}/blob/{branch}/{path}"
+    return urls
+
+
 def readme_links(config: dict) -> str:
     """The README's block of badges and addresses, derived from the repository setting."""
     owner, name = github_owner_and_name(config)
-    branch = config["repository"].get("branch", "main")
     repo = f"https://github.com/{owner}/{name}"
     binder = config["launch_buttons"]["binderhub_url"].rstrip("/")
     colab = config["launch_buttons"]["colab_url"].rstrip("/")
@@ -83,8 +102,8 @@ def readme_links(config: dict) -> str:
         [
             LINKS_START,
             f"[![test and publish]({workflow}/badge.svg)]({workflow})",
-            f"[![Binder]({binder}/badge_logo.svg)]({binder}/v2/gh/{owner}/{name}/{branch}?urlpath=tree/book)",
-            f"[![Open in Colab]({colab}/assets/colab-badge.svg)]({colab}/github/{owner}/{name}/blob/{branch}/{FIRST_CHAPTER})",
+            f"[![Binder]({binder}/badge_logo.svg)]({launch_urls(config, 'book')['Binder']})",
+            f"[![Open in Colab]({colab}/assets/colab-badge.svg)]({launch_urls(config, FIRST_CHAPTER)['Colab']})",
             "",
             f"Read the book online: {published_address(config)}",
             LINKS_END,

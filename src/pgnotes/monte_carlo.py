@@ -81,7 +81,7 @@ def summarize(estimates: torch.Tensor) -> EstimateSummary:
 
     Args:
         estimates: Tensor of shape ``(n, *batch_shape)`` with :math:`n \ge 2`,
-            e.g. one of the outputs of :func:`score_function_estimates`.
+            e.g. one of the outputs of :func:`pgnotes.estimators.score_function_estimates`.
 
     Returns:
         An :class:`EstimateSummary`.

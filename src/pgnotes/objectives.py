@@ -526,7 +526,7 @@ def step_reward(k: torch.Tensor | float) -> Reward:
     r"""The step reward :math:`f(a) = \mathbb{1}[a > k]`, as a floating-point tensor.
 
     Built from a comparison, its output has no autograd graph:
-    :func:`pathwise_estimates` refuses it, :func:`score_function_estimates`
+    :func:`pgnotes.estimators.pathwise_estimates` refuses it, :func:`pgnotes.estimators.score_function_estimates`
     handles it.
 
     Args:

@@ -36,6 +36,10 @@ zero (the zero policy), the covariance head at :math:`\Sigma = \sigma_0^2 I`
 with :math:`\sigma_0` = ``init_std`` for every state, and hidden layers
 uniformly in :math:`\pm 1/\sqrt{\text{fan-in}}` (the PyTorch default range).
 
+The module is longer than most because it holds the five covariance heads the
+book compares, on one shared base class; each class is a few short methods.
+Their log-densities come from :mod:`pgnotes.gaussian`'s kernels.
+
 References:
     Williams, R. J. (1992). Simple statistical gradient-following algorithms for
     connectionist reinforcement learning. Machine Learning 8.

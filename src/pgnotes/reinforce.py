@@ -107,6 +107,8 @@ __all__ = [
 BASELINES = ("none", "mean", "learned")
 """The baselines :func:`train` and :func:`estimate_gradient` accept."""
 
+_REWARD_TO_GO_BLOCK = 128  # steps per matrix product in reward_to_go: a 128 x 128 matrix, 128 KiB in float64
+
 
 # --------------------------------------------------------------------------- #
 # Building blocks
@@ -116,10 +118,10 @@ BASELINES = ("none", "mean", "learned")
 def reward_to_go(rewards: torch.Tensor, gamma: float) -> torch.Tensor:
     r"""Discounted rewards-to-go :math:`G_t = \sum_{t' \ge t} \gamma^{t'-t} r_{t'}` within the episode.
 
-    One matrix product with the upper-triangular matrix of powers
-    :math:`\gamma^{t'-t}`, :math:`t' \ge t` (the same sums as the backward
-    recursion :math:`G_t = r_t + \gamma G_{t+1}`, without a Python loop over
-    time). This is the numerically safe vectorised form: the shortcut
+    Blocks of up to 128 steps, each one matrix product with the
+    upper-triangular matrix of powers :math:`\gamma^{t'-t}`, :math:`t' \ge t`:
+    the same sums as the backward recursion :math:`G_t = r_t + \gamma G_{t+1}`
+    without a Python loop over every step, in memory linear in :math:`T`. This is the numerically safe vectorised form: the shortcut
     :math:`\gamma^{-t} \sum_{t' \ge t} \gamma^{t'} r_{t'}` (a reversed
     cumulative sum) divides by :math:`\gamma^t`, which underflows for long
     episodes.
@@ -132,15 +134,25 @@ def reward_to_go(rewards: torch.Tensor, gamma: float) -> torch.Tensor:
         :math:`G_t`, shape ``(..., T)``.
     """
     horizon = rewards.shape[-1]
-    steps = torch.arange(horizon, device=rewards.device)
+    gamma_t = torch.as_tensor(gamma, dtype=rewards.dtype, device=rewards.device)
+    block = min(horizon, _REWARD_TO_GO_BLOCK)
+    steps = torch.arange(block, device=rewards.device)
     lag = steps[None, :] - steps[:, None]  # lag[t, t'] = t' - t
-    # Gamma[t, t'] = gamma^(t' - t) for t' >= t, else 0; G = r Gamma^T. Positive powers
-    # only, so nothing divides by a vanishing gamma^t (the reversed cumulative sum of
+    # discount[t, t'] = gamma^(t' - t) for t' >= t, else 0. Positive powers only, so
+    # nothing divides by a vanishing gamma^t (the reversed cumulative sum of
     # gamma^t' r_t' divided by gamma^t would underflow for long episodes).
-    discount = torch.where(
-        lag >= 0, torch.as_tensor(gamma, dtype=rewards.dtype, device=rewards.device) ** lag.clamp(min=0), 0.0
-    )
-    return rewards @ discount.mT
+    discount = torch.where(lag >= 0, gamma_t ** lag.clamp(min=0), 0.0)
+    out = torch.empty_like(rewards)
+    carry = torch.zeros_like(rewards[..., 0])  # G at the first step after the block
+    for begin in reversed(range(0, horizon, block)):
+        length = min(block, horizon - begin)
+        # Within a block, one matrix product; the later blocks enter through
+        # G_t = sum_{t'<end} gamma^(t'-t) r_t' + gamma^(end - t) G_end.
+        tail = gamma_t ** torch.arange(length, 0, -1, device=rewards.device)
+        values = rewards[..., begin : begin + length] @ discount[:length, :length].mT + carry[..., None] * tail
+        out[..., begin : begin + length] = values
+        carry = values[..., 0]
+    return out
 
 
 def leave_one_out_mean(values: torch.Tensor) -> torch.Tensor:

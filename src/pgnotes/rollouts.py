@@ -115,7 +115,7 @@ def rollout(
         policy: a policy object or a gain.
         episodes: number of trajectories.
         horizon: number of steps :math:`T` (the return is truncated there; see
-            :meth:`LQRTask.effective_horizon`).
+            :meth:`pgnotes.lqr.LQRTask.effective_horizon`).
         noise_cov: exploration covariance, only with a gain.
         generator: source of randomness.
 

@@ -19,6 +19,9 @@ general matrix of :math:`k^2` independent entries; their gradients differ (see
 Symbolic work grows quickly with ``k``: the full-covariance builders are meant
 for ``k <= 3``.
 
+The module is longer than most because it holds one derivation per Gaussian
+family the book treats, each short, and the one bridge from SymPy to torch.
+
 References:
     Petersen & Pedersen, The Matrix Cookbook, sections 2 and 8. Williams (1992).
 """
@@ -613,3 +616,129 @@ def to_torch(
         return stacked if out_dims == 1 else stacked.reshape(*batch, *matrix_shape)
 
     return function
+
+
+@dataclass(frozen=True)
+class HeadChainRule:
+    r"""The score of a policy with linear mean and covariance heads, derived twice in SymPy.
+
+    The heads map features :math:`\phi` to a mean :math:`\mu` and a covariance
+    :math:`\Sigma`; the log-density :math:`\log\Normal(a; \mu, \Sigma)` is then a function of
+    the heads' parameters. ``derivative`` differentiates it directly with ``sympy.diff``;
+    ``chain_rule`` assembles the book's chain rule through both heads,
+    :math:`J_\mu^\top\Sigma^{-1}d + \sum_{ij} G_{ij}\nabla\Sigma_{ij}`, from the closed forms
+    :math:`\Sigma^{-1}d` and :math:`G = \tfrac12(\Sigma^{-1}dd^\top\Sigma^{-1} - \Sigma^{-1})` and
+    the heads' own derivatives (never the log-density's).
+
+    Attributes:
+        name: Short description of the heads.
+        features: The features :math:`\phi`, a ``p x 1`` matrix of symbols.
+        action: The action :math:`a`, a ``k x 1`` matrix of symbols.
+        parameters: The heads' parameters, in the order of the gradient's entries.
+        mean: :math:`\mu` as a ``k x 1`` matrix of expressions in ``features`` and ``parameters``.
+        cov: :math:`\Sigma` as a ``k x k`` matrix of expressions.
+        log_density: :math:`\log\Normal(a; \mu, \Sigma)` in the same symbols.
+        derivative: The gradient of ``log_density`` by ``sympy.diff``, one entry per parameter.
+        chain_rule: The chain rule through both heads, one entry per parameter.
+    """
+
+    name: str
+    features: sp.Matrix
+    action: sp.Matrix
+    parameters: tuple[sp.Symbol, ...]
+    mean: sp.Matrix
+    cov: sp.Matrix
+    log_density: sp.Expr
+    derivative: sp.Matrix
+    chain_rule: sp.Matrix
+
+    def verify(self) -> bool:
+        """Whether ``derivative`` and ``chain_rule`` are equal as expressions (exact zero test)."""
+        return _is_zero(sp.Matrix([sp.expand(entry) for entry in self.derivative - self.chain_rule]))
+
+    def to_function(self, which: str = "derivative") -> Callable[..., torch.Tensor]:
+        """A PyTorch function of (features, action, parameters) for ``"derivative"``, ``"chain_rule"`` or ``"log_density"``.
+
+        The three arguments are 1-D tensors of lengths ``p``, ``k`` and the number of parameters,
+        in the orders of ``features``, ``action`` and ``parameters``; the result has one entry per
+        parameter (a scalar for ``"log_density"``).
+        """
+        if which not in ("derivative", "chain_rule", "log_density"):
+            raise ValueError(f"which must be 'derivative', 'chain_rule' or 'log_density', got {which!r}")
+        expr = getattr(self, which)
+        symbols = [*self.features, *self.action, *self.parameters]
+        compiled = sp.lambdify(symbols, sp.sympify(expr).evalf(30), modules="torch")
+
+        def function(features: torch.Tensor, action: torch.Tensor, parameters: torch.Tensor) -> torch.Tensor:
+            values = [*features.unbind(), *action.unbind(), *parameters.unbind()]
+            if len(values) != len(symbols):
+                raise ValueError(f"expected {len(symbols)} values in all, got {len(values)}")
+            result = compiled(*values)
+            if which == "log_density":
+                return torch.as_tensor(result, dtype=features.dtype)
+            return torch.stack([torch.as_tensor(entry, dtype=features.dtype) for entry in result]).reshape(-1)
+
+        return function
+
+
+def _head_chain_rule(
+    name: str, features: sp.Matrix, action: sp.Matrix, parameters: Sequence[sp.Symbol], mean: sp.Matrix, cov: sp.Matrix
+) -> HeadChainRule:
+    log_density = mvn_log_density(action, mean, cov)
+    residual = action - mean
+    cov_inv = cov.inv(method="ADJ")
+    mean_score = cov_inv * residual
+    g = _gradient_g(cov_inv, residual)
+    k = cov.shape[0]
+    chain_rule = sp.Matrix(
+        [
+            sum(mean_score[i] * sp.diff(mean[i], parameter) for i in range(k))
+            + sum(g[i, j] * sp.diff(cov[i, j], parameter) for i in range(k) for j in range(k))
+            for parameter in parameters
+        ]
+    )
+    derivative = sp.Matrix([sp.diff(log_density, parameter) for parameter in parameters])
+    return HeadChainRule(name, features, action, tuple(parameters), mean, cov, log_density, derivative, chain_rule)
+
+
+def linear_heads_chain_rule(p: int = 2) -> HeadChainRule:
+    r"""A scalar action with :math:`\mu = w^\top\phi` and :math:`\log\sigma = v^\top\phi`, ``p`` features.
+
+    The parameters are :math:`w_1, \dots, w_p, v_1, \dots, v_p`; the chain rule gives
+    :math:`\frac{d}{\sigma^2}\phi` for :math:`w` and :math:`(\frac{d^2}{\sigma^2} - 1)\phi` for :math:`v`.
+
+    References:
+        Williams (1992); Sutton & Barto (2018), section 13.7.
+    """
+    if isinstance(p, bool) or not isinstance(p, int) or p < 1:
+        raise ValueError(f"p must be a positive int, got {p!r}")
+    features = _vector("phi", p, real=True)
+    w, v = _vector("w", p, real=True), _vector("v", p, real=True)
+    action = sp.Matrix([sp.Symbol("a", real=True)])
+    mean = sp.Matrix([(w.T * features)[0, 0]])
+    cov = sp.Matrix([[sp.exp(2 * (v.T * features)[0, 0])]])
+    return _head_chain_rule(f"scalar action, linear mean and log-std heads, p = {p}", features, action, [*w, *v], mean, cov)
+
+
+def cholesky_head_chain_rule(p: int = 2) -> HeadChainRule:
+    r"""A 2-dimensional action with a linear mean head and a Cholesky covariance head on ``p`` features.
+
+    :math:`\mu = W\phi` (:math:`W` is ``2 x p``) and :math:`\Sigma = LL^\top` with
+    :math:`L_{11} = e^{c_1^\top\phi}`, :math:`L_{21} = c_2^\top\phi`, :math:`L_{22} = e^{c_3^\top\phi}`.
+    The parameters are the entries of :math:`W` row by row, then :math:`c_1, c_2, c_3`.
+
+    References:
+        Petersen & Pedersen, The Matrix Cookbook, section 2.
+    """
+    if isinstance(p, bool) or not isinstance(p, int) or p < 1:
+        raise ValueError(f"p must be a positive int, got {p!r}")
+    features = _vector("phi", p, real=True)
+    weights = sp.Matrix(2, p, lambda i, j: sp.Symbol(f"W_{i + 1}{j + 1}", real=True))
+    c = [_vector(f"c{h + 1}", p, real=True) for h in range(3)]
+    action = _vector("a", 2, real=True)
+    mean = weights * features
+    head = [(c_h.T * features)[0, 0] for c_h in c]
+    scale_tril = sp.Matrix([[sp.exp(head[0]), 0], [head[1], sp.exp(head[2])]])
+    cov = scale_tril * scale_tril.T
+    parameters = [*weights, *c[0], *c[1], *c[2]]
+    return _head_chain_rule(f"2-dimensional action, linear mean and Cholesky heads, p = {p}", features, action, parameters, mean, cov)

@@ -1,11 +1,10 @@
 """Serve the built book on the loopback interface and look at its pages in headless Chromium.
 
-The machine running the test has no network beyond the loopback interface, yet the book loads MathJax
-from a CDN, as Sphinx does by default (``sphinx.ext.mathjax.MATHJAX_URL``). Every request of the
-browser goes through ``Visitor.route``: requests to the local server pass, requests to the MathJax CDN
-are answered from a local copy of the same MathJax release (installed from the npm registry by
-``tools/ensure_browser.sh``), and every other external request is refused and recorded, so that the
-failures it causes are not mistaken for problems of the book.
+The book ships its own copy of MathJax (``_static/mathjax``, from the ``sphinx-mathjax-offline``
+extension), so that its formulas render without a network. The test holds it to that: every request
+of the browser goes through ``Visitor.route``, requests to the local server pass, and every other
+request is refused and recorded, so that the failures it causes are not mistaken for problems of the
+book, and a page that needed the network for its formulas fails.
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ import collections
 import dataclasses
 import functools
 import http.server
-import mimetypes
 import os
 import pathlib
 import re
@@ -29,7 +27,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 HTML = pathlib.Path(os.environ.get("BOOK_HTML", ROOT / "_build" / "html")).resolve()
 CONFIG = pathlib.Path(os.environ.get("BOOK_CONFIG", ROOT / "_config.yml")).resolve()
 SCREENSHOTS = pathlib.Path(os.environ.get("BOOK_SCREENSHOTS", ROOT / "_build" / "screenshots")).resolve()
-# Where tools/ensure_browser.sh keeps the MathJax copy.
+# Where tools/ensure_browser.sh may keep what it installs.
 VENDOR = ROOT / "_build" / "vendor"
 ENSURE_BROWSER = ROOT / "tools" / "ensure_browser.sh"
 # Exit status of tools/ensure_browser.sh when no browser can be installed on this machine.
@@ -45,8 +43,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-# Any MathJax 3 release address of the CDN Sphinx uses, e.g. .../npm/mathjax@3/es5/tex-mml-chtml.js.
-MATHJAX_CDN = re.compile(r"^https://cdn\.jsdelivr\.net/npm/mathjax@3(?:\.[0-9.]+)?/(?P<path>[^?#]+)")
 # Every third-party host a page tried to reach during this run, with the number of requests refused.
 BLOCKED_HOSTS: collections.Counter = collections.Counter()
 VIEWPORT = {"width": 1280, "height": 900}
@@ -57,17 +53,16 @@ MATHJAX_TIMEOUT_MS = 30_000
 
 
 class BrowserUnavailable(RuntimeError):
-    """No browser (or no MathJax copy) can be installed on this machine."""
+    """No browser can be installed on this machine."""
 
 
 @dataclasses.dataclass(frozen=True)
 class BrowserSetup:
     chromium: pathlib.Path
-    mathjax: pathlib.Path  # the package folder, holding es5/tex-mml-chtml.js
 
 
 def ensure_browser(vendor: pathlib.Path) -> BrowserSetup:
-    """Run tools/ensure_browser.sh (installs Chromium and MathJax when missing) and read what it found."""
+    """Run tools/ensure_browser.sh (installs Chromium when missing) and read what it found."""
     result = subprocess.run(
         ["bash", str(ENSURE_BROWSER), str(vendor)], capture_output=True, text=True, timeout=900, check=False
     )
@@ -76,8 +71,8 @@ def ensure_browser(vendor: pathlib.Path) -> BrowserSetup:
         raise BrowserUnavailable(output)
     if result.returncode != 0:
         raise RuntimeError(f"tools/ensure_browser.sh failed with status {result.returncode}:\n{output}")
-    found = dict(re.findall(r"^(CHROMIUM|MATHJAX)=(.+)$", result.stdout, re.M))
-    return BrowserSetup(chromium=pathlib.Path(found["CHROMIUM"]), mathjax=pathlib.Path(found["MATHJAX"]))
+    found = dict(re.findall(r"^(CHROMIUM)=(.+)$", result.stdout, re.M))
+    return BrowserSetup(chromium=pathlib.Path(found["CHROMIUM"]))
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -139,7 +134,7 @@ async () => {
 
 
 class Visitor:
-    """Opens pages in one Chromium, each in a fresh page, with the network closed but for MathJax."""
+    """Opens pages in one Chromium, each in a fresh page, with every request beyond the book's server refused."""
 
     def __init__(self, playwright, setup: BrowserSetup, server_url: str):
         self.setup = setup
@@ -158,21 +153,10 @@ class Visitor:
 
     def route(self, route) -> None:
         url = route.request.url
-        if url.startswith("http://127.0.0.1:"):  # the book's server (or a test's copy of it)
+        if url.startswith(("http://127.0.0.1:", "data:", "blob:")):  # the book's server (or a test's copy)
             route.continue_()
             return
-        match = MATHJAX_CDN.match(url)
-        if match:
-            file = self.setup.mathjax / match.group("path")
-            if file.is_file():
-                content_type = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
-                # The fonts are fetched cross-origin from the page's point of view: allow it as the CDN does.
-                route.fulfill(
-                    path=str(file), headers={"Content-Type": content_type, "Access-Control-Allow-Origin": "*"}
-                )
-            else:
-                route.fulfill(status=404, headers={"Access-Control-Allow-Origin": "*"})
-            return
+        # Everything else would need a network: refused, MathJax included (the book ships its own).
         self._blocked.append(url)
         BLOCKED_HOSTS[re.match(r"[^:]+://[^/?#]*", url).group(0)] += 1
         route.abort("blockedbyclient")
@@ -220,8 +204,8 @@ class Visitor:
         if script is None:
             has_math = page.evaluate("() => document.querySelector('.math') !== null")
             return "the page has formulas but loads no MathJax" if has_math else None
-        if not MATHJAX_CDN.match(script) and not script.startswith(self.server_url):
-            return f"MathJax is loaded from {script}, which this test does not serve"
+        if not script.startswith("http://127.0.0.1:"):  # shipped with the book, served with its pages
+            return f"MathJax is loaded from {script}, not from the book's own copy: it needs a network"
         try:
             page.wait_for_function(
                 "() => window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=MATHJAX_TIMEOUT_MS

@@ -13,15 +13,13 @@ import dataclasses
 import functools
 import pathlib
 import re
-import sys
 from collections.abc import Iterable, Sequence
 from urllib.parse import unquote, urljoin, urlsplit
 
 import yaml
 from bs4 import BeautifulSoup
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "tools"))
-from notebooks import toc_docnames  # noqa: E402  (tools/ is not a package)
+from tools.notebooks import launch_urls, toc_docnames
 
 __all__ = [
     "Page",
@@ -88,30 +86,10 @@ def toc_pages(root: pathlib.Path, html_root: pathlib.Path) -> list[Page]:
     return pages
 
 
-def github_owner_and_repo(config: dict) -> tuple[str, str]:
-    url = config["repository"]["url"].rstrip("/")
-    match = re.fullmatch(r"https://github\.com/([^/]+)/([^/]+?)(?:\.git)?", url)
-    if not match:
-        raise ValueError(f"_config.yml repository.url is not a GitHub repository: {url}")
-    return match.group(1), match.group(2)
-
-
 def expected_launch_urls(config: dict, docname: str) -> dict[str, str]:
-    """The Binder and Colab addresses a notebook page must link to, from _config.yml alone."""
-    owner, repo = github_owner_and_repo(config)
-    branch = config["repository"].get("branch", "main")
+    """The Binder and Colab addresses a notebook page must link to, from _config.yml alone (built by tools.notebooks)."""
     prefix = config["repository"].get("path_to_book", "").strip("/")
-    path = f"{prefix}/{docname}.ipynb" if prefix else f"{docname}.ipynb"
-    launch = config.get("launch_buttons", {})
-    urls = {}
-    if launch.get("binderhub_url"):
-        interface = {"classic": "tree", "jupyterlab": "lab/tree"}[launch.get("notebook_interface", "classic")]
-        binder = launch["binderhub_url"].rstrip("/")
-        urls["Binder"] = f"{binder}/v2/gh/{owner}/{repo}/{branch}?urlpath={interface}/{path}"
-    if launch.get("colab_url"):
-        colab = launch["colab_url"].rstrip("/")
-        urls["Colab"] = f"{colab}/github/{owner}/{repo}/blob/{branch}/{path}"
-    return urls
+    return launch_urls(config, f"{prefix}/{docname}.ipynb" if prefix else f"{docname}.ipynb")
 
 
 # MathJax draws each glyph as an empty <mjx-c class="mjx-c1D44E"></mjx-c> (the glyph comes from its
