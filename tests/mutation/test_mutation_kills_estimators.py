@@ -93,3 +93,10 @@ def test_moved_names_warn_and_name_their_new_home(name: str) -> None:
     assert [w.category for w in caught] == [DeprecationWarning]
     assert str(caught[0].message) == f"pgnotes.estimators.{name} has moved to pgnotes.objectives.{name}"
     assert moved is getattr(objectives, name)
+
+
+def test_noise_is_drawn_in_the_parameters_float64() -> None:
+    """For f(a) = a the pathwise std-estimate is the noise itself: it must be float64 draws, not float32 ones widened."""
+    _, noise = pathwise_estimates(lambda a: a, MEAN, STD, 256, generator=_generator())
+    assert noise.dtype == F64
+    assert bool((noise.to(torch.float32).to(F64) != noise).any())

@@ -124,3 +124,31 @@ def test_sympy_reference_of_the_quadrature() -> None:
     for power in (7, 8):
         exact = float(sp.integrate(t**power * density, (t, -sp.oo, sp.oo)))
         assert float(WEIGHTS @ NODES**power) == pytest.approx(exact, abs=1e-9)
+
+
+def test_exact_variance_quadratic_default_is_no_baseline_and_a_baseline_batch_broadcasts() -> None:
+    from pgnotes.objectives import exact_variance_quadratic
+
+    mu, sigma, k = (torch.tensor(v, dtype=torch.float64) for v in (0.3, 0.8, -0.5))
+    _, without = _quadrature_moments(0.3, 0.8, -0.5, 0.0)
+    default = exact_variance_quadratic(mu, sigma, k)
+    assert float(default.score_mean) == pytest.approx(without["score_mean"], rel=RTOL)
+    assert float(default.score_std) == pytest.approx(without["score_std"], rel=RTOL)
+    # A batch of baselines for one (mu, sigma, k): one variance per baseline.
+    baselines = torch.tensor([-1.0, 0.0, 2.0], dtype=torch.float64)
+    batched = exact_variance_quadratic(mu, sigma, k, baseline=baselines)
+    assert batched.score_mean.shape == batched.pathwise_std.shape == (3,)
+    for index, b in enumerate(baselines.tolist()):
+        _, expected = _quadrature_moments(0.3, 0.8, -0.5, b)
+        assert float(batched.score_mean[index]) == pytest.approx(expected["score_mean"], rel=RTOL)
+        assert float(batched.score_std[index]) == pytest.approx(expected["score_std"], rel=RTOL)
+        assert float(batched.pathwise_std[index]) == pytest.approx(expected["pathwise_std"], rel=RTOL)
+
+
+def test_step_reward_is_zero_at_the_threshold() -> None:
+    """f(a) = 1[a > k] is strict: the threshold itself earns nothing."""
+    from pgnotes.objectives import step_reward
+
+    f = step_reward(0.5)
+    got = f(torch.tensor([0.5 - 1e-12, 0.5, 0.5 + 1e-12], dtype=torch.float64))
+    assert got.tolist() == [0.0, 0.0, 1.0]
