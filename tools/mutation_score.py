@@ -2,8 +2,8 @@
 
 Reads `mutmut results --all true` (one line per mutant, `name: status`) in the working
 directory that holds mutmut's `mutants/` folder. A mutant counts as detected when a test
-failed on it (killed) or it made a test run past mutmut's time limit (timeout, e.g. an
-endless loop); every other status lowers the score, and the survivors are listed by name
+failed on it (killed), it made a test run past mutmut's time limit (timeout, e.g. an endless
+loop) or it crashed the test process (segfault); every other status lowers the score, and the survivors are listed by name
 so that `mutmut show NAME` prints their diffs.
 
 Mutants that a stopped run has not reached yet are listed as "not checked" and lower the
@@ -18,7 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-DETECTED = ("killed", "timeout")
+DETECTED = ("killed", "timeout", "segfault")
 
 
 def parse_results(text: str) -> dict[str, str]:
@@ -64,8 +64,9 @@ def _row(label: str, counts: collections.Counter[str]) -> str:
     total = sum(counts.values())
     detected = sum(counts[status] for status in DETECTED)
     others = ", ".join(f"{status} {n}" for status, n in sorted(counts.items()) if status not in DETECTED and n)
-    timeouts = f" (timeouts {counts['timeout']})" if counts["timeout"] else ""
-    return f"{label:<22} {detected:>8} {total:>6} {100 * detected / total:>6.1f}%  {others}{timeouts}"
+    included = ", ".join(f"{status} {counts[status]}" for status in DETECTED[1:] if counts[status])
+    included = f" (detected includes {included})" if included else ""
+    return f"{label:<22} {detected:>8} {total:>6} {100 * detected / total:>6.1f}%  {others}{included}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -183,3 +183,15 @@ def test_task_2d_holds_the_documented_matrices_in_float64() -> None:
     np.testing.assert_array_equal(task.A.numpy(), documented_A)
     np.testing.assert_array_equal(task.B.numpy(), np.eye(2))
     np.testing.assert_array_equal(task.W.numpy(), 0.05 * np.eye(2))
+
+
+def test_initial_mean_from_a_python_list_and_a_tensor_discount_enter_in_float64() -> None:
+    """E[s0^2] = x0_var + m0^2 on the scalar task: J = -P (x0_var + m0^2) - gamma P w / (1 - gamma) for a = -K s."""
+    gamma = torch.tensor(0.9, dtype=F64)
+    task = LQRTask(A=1.0, B=1.0, Q=1.0, R=1.0, W=0.1, X0=0.5, gamma=gamma, x0_mean=[0.3])
+    assert type(task.gamma) is float and task.gamma == 0.9
+    assert task.x0_mean.dtype == F64 and float(task.x0_mean[0]) == 0.3
+    gain = 0.6
+    P = (1.0 + gain**2) / (1 - 0.9 * (1.0 - gain) ** 2)
+    expected = -P * (0.5 + 0.3**2) - 0.9 * P * 0.1 / (1 - 0.9)
+    assert float(expected_return(task, gain)) == pytest.approx(expected, rel=1e-13)
