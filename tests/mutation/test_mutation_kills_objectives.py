@@ -149,6 +149,7 @@ def test_step_reward_is_zero_at_the_threshold() -> None:
     """f(a) = 1[a > k] is strict: the threshold itself earns nothing."""
     from pgnotes.objectives import step_reward
 
-    f = step_reward(0.5)
-    got = f(torch.tensor([0.5 - 1e-12, 0.5, 0.5 + 1e-12], dtype=torch.float64))
+    # 0.1 has no exact float32 form: the threshold must be kept in float64 for float64 actions.
+    f = step_reward(0.1)
+    got = f(torch.tensor([0.1 - 1e-12, 0.1, 0.1 + 1e-12], dtype=torch.float64))
     assert got.tolist() == [0.0, 0.0, 1.0]
