@@ -440,3 +440,70 @@ def test_train_takes_a_config_and_keyword_overrides_alike() -> None:
     )
     assert first.exact_return_mean == second.exact_return_mean
     assert first.grad_variance == []  # per-episode gradients only when asked for
+
+
+def test_recorded_gradient_variance_is_the_per_episode_formula() -> None:
+    # Independent route: the first batch of train is the first draw of its seeded generator; the
+    # per-episode gradients are taken here one episode at a time with plain autograd, and the
+    # variance (1 / (N (N - 1))) sum ||g_i - mean||^2 is computed in NumPy.
+    import numpy as np
+
+    task = lqr.task_1d()
+    policy = LearnedStdPolicy(1, 1, init_std=0.6, dtype=torch.float64)
+    reference = LearnedStdPolicy(1, 1, init_std=0.6, dtype=torch.float64)
+    history = reinforce.train(
+        task, policy, iterations=1, episodes_per_batch=6, horizon=8, seed=5, baseline="mean",
+        record_gradient_variance=True,
+    )
+    batch = rollouts.rollout(task, reference, episodes=6, horizon=8, generator=torch.Generator().manual_seed(5))
+    rtg = reinforce.reward_to_go(batch.rewards, batch.gamma)
+    weights = batch.discounts * (rtg - reinforce.leave_one_out_mean(rtg))
+    rows = []
+    for i in range(6):
+        log_prob = reference.log_prob(batch.states[i], batch.actions[i])
+        grads = torch.autograd.grad((weights[i] * log_prob).sum(), list(reference.parameters()))
+        rows.append(torch.cat([g.reshape(-1) for g in grads]).numpy())
+    g = np.stack(rows)
+    expected = ((g - g.mean(0)) ** 2).sum() / (6 * 5)
+    assert history.grad_variance[0] == pytest.approx(expected, rel=1e-10)
+
+
+def test_learned_baseline_takes_over_after_the_first_batch() -> None:
+    # Both runs use the leave-one-out mean on the first batch; from the second on, the learned
+    # baseline changes the weights, so the recorded variance must differ (a silent fall-back to the
+    # mean baseline would make the two runs identical).
+    task = lqr.task_2d()
+    runs = {}
+    for baseline in ("mean", "learned"):
+        policy = LearnedStdPolicy(2, 2, init_std=0.5, dtype=torch.float64)
+        runs[baseline] = reinforce.train(
+            task, policy, iterations=3, episodes_per_batch=16, horizon=20, seed=1, baseline=baseline,
+            record_gradient_variance=True,
+        ).grad_variance
+    assert runs["mean"][0] == runs["learned"][0]
+    assert runs["mean"][1] != runs["learned"][1] and runs["mean"][2] != runs["learned"][2]
+
+
+def test_estimate_gradient_draws_the_learned_baselines_pilot_from_its_generator() -> None:
+    task = lqr.task_2d()
+    policy = LearnedStdPolicy(2, 2, init_std=0.5, dtype=torch.float64)
+    estimates = []
+    for global_seed in (0, 1):
+        torch.manual_seed(global_seed)  # the global stream must not matter
+        estimates.append(
+            reinforce.estimate_gradient(
+                task, policy, episodes=8, horizon=10, baseline="learned", generator=torch.Generator().manual_seed(3)
+            )
+        )
+    for name in estimates[0].gradient:
+        assert torch.equal(estimates[0].gradient[name], estimates[1].gradient[name])
+    mean_baseline = reinforce.estimate_gradient(
+        task, policy, episodes=8, horizon=10, baseline="mean", generator=torch.Generator().manual_seed(3)
+    )
+    assert any(not torch.equal(mean_baseline.gradient[n], estimates[0].gradient[n]) for n in mean_baseline.gradient)
+
+
+@pytest.mark.parametrize(("field", "value"), [("lr", True), ("num_threads", 0), ("num_threads", 1.5), ("seed", -1)])
+def test_train_config_refuses_more_bad_settings(field: str, value: object) -> None:
+    with pytest.raises(ValueError, match=field):
+        reinforce.TrainConfig(**{field: value})
