@@ -446,3 +446,14 @@ def test_pathwise_checkers_accept_an_independent_solution_and_refuse_wrong_ones(
     assert exercises.grade("return_derivative_gain", no_discount).score < 1.0
     described = exercises.describe("return_derivative_gain")
     assert "return_derivative_gain(task, gain, std, noise)" in str(described) and "EpisodeNoise" in str(described)
+
+
+def test_diag_kl_checker_accepts_the_textbook_formula_and_catches_swapped_arguments():
+    def my_diag_kl(mean_p, log_std_p, mean_q, log_std_q):
+        var_p, var_q = torch.exp(2 * log_std_p), torch.exp(2 * log_std_q)
+        return (log_std_q - log_std_p + (var_p + (mean_p - mean_q) ** 2) / (2 * var_q) - 0.5).sum(-1)
+
+    assert exercises.grade("diag_kl", my_diag_kl).score == 1.0
+    swapped = exercises.grade("diag_kl", lambda mp, lp, mq, lq: my_diag_kl(mq, lq, mp, lp))
+    # Only the case with equal scales, where the KL is symmetric, passes.
+    assert swapped.score == pytest.approx(0.25)

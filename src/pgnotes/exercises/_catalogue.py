@@ -24,5 +24,6 @@ MODULES: dict[str, tuple[str, ...]] = {
         "score_function_step_gradient",
     ),
     "pgnotes.exercises.reinforce": ("reward_to_go",),
+    "pgnotes.exercises.fisher": ("diag_kl",),
     "pgnotes.exercises.pathwise": ("return_derivative_gain", "sac_optimal_std"),
 }
