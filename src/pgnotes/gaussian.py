@@ -355,6 +355,7 @@ def mvn_log_prob(a: torch.Tensor, mean: torch.Tensor, cov: torch.Tensor) -> torc
         The log-densities, with the broadcast batch shape of the inputs.
 
     References:
+        Book: equation :eq:`full-covariance-log-density` of :doc:`/book/full_covariance`.
         Petersen & Pedersen, The Matrix Cookbook, section 8.1.
     """
     a, mean, cov = _mvn_inputs(a, mean, cov, "cov")
@@ -413,6 +414,7 @@ def mvn_score(a: torch.Tensor, mean: torch.Tensor, cov: torch.Tensor) -> tuple[t
         ``(d_mean, d_cov)`` of shapes (..., k) and (..., k, k), with the broadcast batch shape.
 
     References:
+        Book: equation :eq:`full-covariance-G` of :doc:`/book/full_covariance`.
         Book: equation :eq:`univariate-textbook-multivariate` of :doc:`/book/univariate_gaussian`.
         Petersen & Pedersen, The Matrix Cookbook, eqs. (57), (61); Williams (1992).
     """
@@ -460,6 +462,7 @@ def mvn_score_tril(a: torch.Tensor, mean: torch.Tensor, scale_tril: torch.Tensor
         ``(d_mean, d_scale_tril)`` of shapes (..., k) and (..., k, k), ``d_scale_tril`` lower triangular.
 
     References:
+        Book: equation :eq:`full-covariance-cholesky-score` of :doc:`/book/full_covariance`.
         Petersen & Pedersen, The Matrix Cookbook, section 2; Kingma & Welling (2014) for the
         Cholesky parametrisation of Gaussian covariances.
     """
