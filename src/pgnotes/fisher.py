@@ -115,8 +115,9 @@ from pgnotes._validation import (
     check_positive,
     check_square,
     check_symmetric,
+    symmetry_rtol,
 )
-from pgnotes.gaussian import _SYMMETRY_SLACK, _as_tensors, _check_event_axis
+from pgnotes.gaussian import _as_tensors, _check_event_axis
 from pgnotes.lqr import LQRTask
 
 __all__ = [
@@ -154,7 +155,7 @@ def _symmetric_checked(name: str, matrix: torch.Tensor) -> None:
     """The symmetry rule of :mod:`pgnotes.gaussian`, for a matrix argument called ``name``."""
     check_square(name, matrix)
     if not torch.equal(matrix, matrix.mT):
-        check_symmetric(name, matrix, _SYMMETRY_SLACK * matrix.shape[-1] * torch.finfo(matrix.dtype).eps)
+        check_symmetric(name, matrix, symmetry_rtol(matrix))
 
 
 def _cholesky_of(name: str, cov: torch.Tensor) -> torch.Tensor:

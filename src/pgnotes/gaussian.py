@@ -32,7 +32,6 @@ from typing import Any
 
 import torch
 
-from pgnotes import _validation
 from pgnotes._validation import (
     as_float_tensors,
     broadcast_shapes,
@@ -62,10 +61,6 @@ __all__ = [
 
 _LOG_2PI = math.log(2.0 * math.pi)
 _LOG_2 = math.log(2.0)
-
-# The symmetry rule's constant, kept importable here for modules that form the tolerance
-# themselves; the rule itself is pgnotes._validation.symmetry_rtol.
-_SYMMETRY_SLACK = _validation._SYMMETRY_SLACK
 
 
 

@@ -41,11 +41,9 @@ from pgnotes._validation import (
     broadcast_shapes,
     check_real,
     check_finite,
-    check_min_dim,
-    check_positive,
-    check_square,
     check_symmetric,
 )
+from pgnotes.gaussian import _mvn_inputs
 
 __all__ = [
     "relative_error",
@@ -93,25 +91,14 @@ def relative_error(computed: Any, reference: Any) -> float:
 
 def _mvn_tensors(a: Any, mean: Any, cov: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Validate (a, mean, cov) for the references and broadcast them to one batch shape."""
-    a, mean, cov = as_float_tensors(a=a, mean=mean, cov=cov)
-    check_min_dim("a", a, 1, "the event axis, of size k")
-    check_min_dim("mean", mean, 1, "the event axis, of size k")
-    check_square("cov", cov)
-    k = cov.shape[-1]
-    for name, t in (("a", a), ("mean", mean)):
-        if t.shape[-1] != k:
-            raise ValueError(f"{name} has event size {t.shape[-1]}, but cov is {k}x{k}")
+    # The argument rules of pgnotes.gaussian (one home for them); then exact symmetry.
+    a, mean, cov = _mvn_inputs(a, mean, cov, "cov")
     # The reference treats the given entries as exact, so the matrix must be exactly symmetric:
     # otherwise G below would not be the gradient, and the "exact" answer would depend on which
     # triangle an algorithm reads.
     check_symmetric("cov", cov, 0.0)
-    batch = broadcast_shapes(
-        **{
-            "batch shape of a": a.shape[:-1],
-            "batch shape of mean": mean.shape[:-1],
-            "batch shape of cov": cov.shape[:-2],
-        }
-    )
+    k = cov.shape[-1]
+    batch = torch.broadcast_shapes(a.shape[:-1], mean.shape[:-1], cov.shape[:-2])
     return a.expand(batch + (k,)), mean.expand(batch + (k,)), cov.expand(batch + (k, k))
 
 
@@ -237,21 +224,7 @@ def mvn_score_reference(a: Any, mean: Any, cov: Any, *, digits: int = 50) -> tup
 def _naive_inputs(a: Any, mean: Any, cov: Any) -> tuple[torch.Tensor, torch.Tensor]:
     # The same argument rules as pgnotes.gaussian (finite, event sizes, batch shapes); only the
     # arithmetic afterwards is the textbook one.
-    a, mean, cov = as_float_tensors(a=a, mean=mean, cov=cov)
-    check_min_dim("a", a, 1, "the event axis, of size k")
-    check_min_dim("mean", mean, 1, "the event axis, of size k")
-    check_square("cov", cov)
-    k = cov.shape[-1]
-    for name, t in (("a", a), ("mean", mean)):
-        if t.shape[-1] != k:
-            raise ValueError(f"{name} has event size {t.shape[-1]}, but cov is {k}x{k}")
-    broadcast_shapes(
-        **{
-            "batch shape of a": a.shape[:-1],
-            "batch shape of mean": mean.shape[:-1],
-            "batch shape of cov": cov.shape[:-2],
-        }
-    )
+    a, mean, cov = _mvn_inputs(a, mean, cov, "cov")
     return a - mean, cov
 
 
