@@ -680,6 +680,13 @@ SPECS: dict[str, Spec | Returned] = {
         )
         for name in ("lqr_policy_gradient", "lqr_fisher", "lqr_natural_gradient")
     },
+    "fisher.lqr_compatible_target": Spec(
+        lambda: {"task": _task_2d(), "gain": _gain_2d(), "noise_cov": 0.1 * torch.eye(2, dtype=F64), "horizon": 5},
+        tensors=("gain", "noise_cov"),
+        covariances=("noise_cov",),
+        counts=("horizon",),
+        objects=("task",),
+    ),
     "fisher.lqr_compatible_fit": Spec(
         lambda: {
             "task": _task_2d(),

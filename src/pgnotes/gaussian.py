@@ -18,6 +18,10 @@ broadcast, a non-positive standard deviation, NaN or inf, a covariance that is
 not square, not symmetric or not positive definite, a ``scale_tril`` that is not
 lower triangular with a positive diagonal.
 
+The module is longer than most because each of its ten functions carries its
+formula, shapes and numerical care in the docstring; the kernels that compute
+them are a few lines each, and :mod:`pgnotes.policies` reuses them.
+
 References:
     Williams (1992), Simple statistical gradient-following algorithms for
     connectionist reinforcement learning. Sutton & Barto (2018), Reinforcement
@@ -61,7 +65,6 @@ __all__ = [
 
 _LOG_2PI = math.log(2.0 * math.pi)
 _LOG_2 = math.log(2.0)
-
 
 
 def _as_tensors(**named: Any) -> list[torch.Tensor]:
