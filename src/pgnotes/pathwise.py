@@ -39,6 +39,11 @@ generator in the order :func:`pgnotes.rollouts.rollout` draws them (initial
 states, then per step the action noise and the process noise), so the same seed
 gives the same episodes to a pathwise and a score-function estimate.
 
+The module is longer than most because it holds the three pathwise families the
+chapter compares (through a model, through a critic, deterministic) with the
+validation of their policy, task, noise and memory arguments; each estimator is
+a short function.
+
 References:
     Silver, D., Lever, G., Heess, N., Degris, T., Wierstra, D. and Riedmiller, M.
     (2014). Deterministic policy gradient algorithms. ICML.
