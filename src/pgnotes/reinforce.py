@@ -54,6 +54,11 @@ computed exactly (``torch.func.vmap`` of ``torch.func.grad`` over episodes,
 the estimated total variance (summed over parameters) of the batch gradient
 estimate: the quantity a baseline is meant to reduce.
 
+The module is longer than most because the whole algorithm lives here with its
+input rules: the building blocks (rewards-to-go, baselines, value features), the
+one-batch estimate with its variance diagnostic, the exact references for a
+policy, the training record and :func:`train`, whose loop reads top to bottom.
+
 References:
     Williams, R. J. (1992). Simple statistical gradient-following algorithms for
     connectionist reinforcement learning. Machine Learning 8.
