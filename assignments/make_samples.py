@@ -22,6 +22,22 @@ import nbformat
 
 HERE = pathlib.Path(__file__).resolve().parent
 
+# Answers that the "wrong" samples share with the "correct" ones (only other questions are wrong there).
+MVN_SCORE = """
+def mvn_score(a, mean, cov):
+    cov_inv = torch.linalg.inv(cov)
+    w = (cov_inv @ (a - mean).unsqueeze(-1)).squeeze(-1)
+    return w, 0.5 * (w.unsqueeze(-1) * w.unsqueeze(-2) - cov_inv)
+"""
+STEP_GRADIENT = """
+def step_gradient(mean, std, k, n):
+    generator = torch.Generator().manual_seed(2024)
+    shape = torch.broadcast_shapes(mean.shape, std.shape, k.shape)
+    eps = torch.randn((n, *shape), dtype=torch.float64, generator=generator)
+    above = (mean + std * eps > k).double()
+    return (above * eps / std).mean(0), (above * (eps**2 - 1) / std).mean(0)
+"""
+
 SAMPLES: dict[str, dict[str, dict[str, str]]] = {
     "gaussian_scores": {
         "correct": {
@@ -37,12 +53,7 @@ def diag_log_prob(a, mean, log_std):
     terms = -0.5 * ((a - mean) / std) ** 2 - log_std - 0.5 * math.log(2 * math.pi)
     return terms.sum(dim=-1)
 """,
-            "mvn_score": """
-def mvn_score(a, mean, cov):
-    cov_inv = torch.linalg.inv(cov)
-    w = (cov_inv @ (a - mean).unsqueeze(-1)).squeeze(-1)
-    return w, 0.5 * (w.unsqueeze(-1) * w.unsqueeze(-2) - cov_inv)
-""",
+            "mvn_score": MVN_SCORE,
         },
         "wrong": {
             # d / std instead of d / std**2: every case fails.
@@ -57,12 +68,7 @@ def diag_log_prob(a, mean, log_std):
     z = (a - mean) / torch.exp(log_std)
     return (-0.5 * z**2 - 0.5 * math.log(2 * math.pi)).sum(-1) - log_std.sum()
 """,
-            "mvn_score": """
-def mvn_score(a, mean, cov):
-    cov_inv = torch.linalg.inv(cov)
-    w = (cov_inv @ (a - mean).unsqueeze(-1)).squeeze(-1)
-    return w, 0.5 * (w.unsqueeze(-1) * w.unsqueeze(-2) - cov_inv)
-""",
+            "mvn_score": MVN_SCORE,
         },
     },
     "estimators": {
@@ -73,14 +79,7 @@ def exact_gradient_step(mean, std, k):
     density = torch.exp(-0.5 * z**2) / math.sqrt(2 * math.pi)
     return density / std, z * density / std
 """,
-            "step_gradient": """
-def step_gradient(mean, std, k, n):
-    generator = torch.Generator().manual_seed(2024)
-    shape = torch.broadcast_shapes(mean.shape, std.shape, k.shape)
-    eps = torch.randn((n, *shape), dtype=torch.float64, generator=generator)
-    above = (mean + std * eps > k).double()
-    return (above * eps / std).mean(0), (above * (eps**2 - 1) / std).mean(0)
-""",
+            "step_gradient": STEP_GRADIENT,
             "tanh_correction": """
 def tanh_correction(u):
     return 2 * (math.log(2) - u - torch.nn.functional.softplus(-2 * u))
@@ -91,14 +90,7 @@ def tanh_correction(u):
             "exact_gradient_step": """
 from pgnotes.objectives import exact_gradient_step
 """,
-            "step_gradient": """
-def step_gradient(mean, std, k, n):
-    generator = torch.Generator().manual_seed(2024)
-    shape = torch.broadcast_shapes(mean.shape, std.shape, k.shape)
-    eps = torch.randn((n, *shape), dtype=torch.float64, generator=generator)
-    above = (mean + std * eps > k).double()
-    return (above * eps / std).mean(0), (above * (eps**2 - 1) / std).mean(0)
-""",
+            "step_gradient": STEP_GRADIENT,
             # The naive formula: right for moderate u, -inf at |u| = 20.
             "tanh_correction": """
 def tanh_correction(u):

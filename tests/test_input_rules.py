@@ -28,29 +28,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import pytest
 import torch
 
 import pgnotes
 from pgnotes import (
-    action_values,
-    fisher,
-    pathwise,
-    chain_rule,
     check,
-    envs,
-    estimators,
-    exercises,
     gaussian,
     lqr,
-    monte_carlo,
-    numerics,
     objectives,
     policies,
-    reinforce,
     rollouts,
-    symbolic,
 )
 
 F64 = torch.float64

@@ -47,6 +47,7 @@ import torch
 from pgnotes._validation import as_float_tensor, broadcast_shapes, check_finite
 from pgnotes.lqr import (
     LQRTask,
+    _check_task,
     _gain_tensor,
     _noise_tensor,
     _quadratic_value_unchecked,
@@ -59,8 +60,7 @@ __all__ = ["action_value_matrices", "action_value", "advantage", "discounted_sta
 
 def _policy(task: LQRTask, gain: Any, noise_cov: Any) -> tuple[torch.Tensor, torch.Tensor]:
     """Validated single (unbatched) gain and noise covariance of a stable policy."""
-    if not isinstance(task, LQRTask):
-        raise TypeError(f"task must be an LQRTask, got {type(task).__name__}")
+    _check_task(task)
     K = _gain_tensor(task, gain)
     S = _noise_tensor(task, noise_cov, K)
     if K.dim() != 2 or S.dim() != 2:

@@ -40,7 +40,6 @@ from pgnotes._validation import (
     as_float_tensors,
     broadcast_shapes,
     check_cholesky_info,
-    check_finite,
     check_lower_triangular,
     check_min_dim,
     check_positive,

@@ -105,9 +105,11 @@ def _symmetric_part_checked(name: str, matrix: torch.Tensor, *, definite: bool) 
     return check_covariance(name, matrix, definite=definite)
 
 
-def _check_task(task: Any) -> None:
+def _check_task(task: Any) -> LQRTask:
+    """The task, or ``TypeError``: the one check of a task argument, shared by the modules built on the task."""
     if not isinstance(task, LQRTask):
         raise TypeError(f"task must be an LQRTask (e.g. pgnotes.lqr.task_1d()), got {type(task).__name__}")
+    return task
 
 
 def _as_matrix(name: str, value: Any) -> torch.Tensor:

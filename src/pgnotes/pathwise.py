@@ -67,7 +67,6 @@ References:
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -76,8 +75,8 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
-from pgnotes._validation import as_float_tensor, check_count, check_finite
-from pgnotes.lqr import LQRTask, _psd_sqrt
+from pgnotes._validation import _available_memory, as_float_tensor, check_count, check_finite, check_generator
+from pgnotes.lqr import LQRTask, _check_task, _psd_sqrt
 from pgnotes.rollouts import Rollout, _policy_dtype_device, _quadratic_form, check_policy_matches
 
 __all__ = [
@@ -104,12 +103,6 @@ _GRAPH_FLOATS_PER_DIM = 24
 # --------------------------------------------------------------------------- #
 
 
-def _check_task(task: Any) -> LQRTask:
-    if not isinstance(task, LQRTask):
-        raise TypeError(f"task must be an LQRTask, got {type(task).__name__}")
-    return task
-
-
 def _check_policy(policy: Any) -> nn.Module:
     if not isinstance(policy, nn.Module) or not all(hasattr(policy, m) for m in ("mean", "scale_tril", "log_prob")):
         raise TypeError(
@@ -119,20 +112,6 @@ def _check_policy(policy: Any) -> nn.Module:
     if not any(p.requires_grad for p in policy.parameters()):
         raise ValueError("policy has no trainable parameters: there is nothing to differentiate")
     return policy
-
-
-def _check_generator(generator: Any) -> torch.Generator | None:
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
-    return generator
-
-
-def _physical_memory_bytes() -> int:
-    """Total physical memory, or 8 GiB where the platform does not report it."""
-    try:
-        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
-    except (AttributeError, OSError, ValueError):
-        return 8 * 2**30
 
 
 def graph_bytes(task: LQRTask, episodes: int, horizon: int) -> int:
@@ -149,7 +128,7 @@ def graph_bytes(task: LQRTask, episodes: int, horizon: int) -> int:
 
 
 def _check_memory(task: LQRTask, episodes: int, horizon: int, memory_limit: int | None) -> None:
-    limit = _physical_memory_bytes() // 2 if memory_limit is None else memory_limit
+    limit = _available_memory() if memory_limit is None else memory_limit
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise ValueError(f"memory_limit must be a positive number of bytes or None, got {memory_limit!r}")
     needed = graph_bytes(task, episodes, horizon)
@@ -196,7 +175,7 @@ def draw_episode_noise(
     """
     task = _check_task(task)
     episodes, horizon = check_count("episodes", episodes), check_count("horizon", horizon)
-    generator = _check_generator(generator)
+    check_generator("generator", generator)
     n, k = task.state_dim, task.action_dim
     x0_root = _psd_sqrt(task.X0).to(dtype)
     w_root = _psd_sqrt(task.W).to(dtype)
@@ -279,7 +258,7 @@ def _prepare(
         _check_memory(task, episodes, horizon, memory_limit)
     else:
         episodes, horizon = check_count("episodes", episodes), check_count("horizon", horizon)
-        generator = _check_generator(generator)
+        check_generator("generator", generator)
         _check_memory(task, episodes, horizon, memory_limit)
         noise = draw_episode_noise(task, episodes=episodes, horizon=horizon, generator=generator, dtype=dtype)
     matrices = tuple(m.to(dtype) for m in (task.A, task.B, task.Q, task.R))
@@ -311,8 +290,8 @@ def reparameterised_rollout(
         horizon: number of steps :math:`T`.
         generator: source of randomness.
         memory_limit: refuse (``ValueError``) before simulating when the graph
-            would need more bytes than this (:func:`graph_bytes`); half the
-            physical memory if None.
+            would need more bytes than this (:func:`graph_bytes`); the memory
+            available now if None (the rule of every pgnotes function).
 
     Returns:
         ``(rollout, noise)``: a :class:`pgnotes.rollouts.Rollout` whose tensors carry
@@ -557,7 +536,7 @@ def critic_gradient_estimates(
     policy = _check_policy(policy)
     states = _check_states(policy, states)
     alpha = _check_entropy_coef(entropy_coef)
-    generator = _check_generator(generator)
+    check_generator("generator", generator)
     noise = torch.randn((*states.shape[:-1], policy.act_dim), generator=generator, dtype=states.dtype)
     return _per_state_gradients(critic, policy, states, noise, alpha)
 

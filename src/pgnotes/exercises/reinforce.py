@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import torch
+
 from pgnotes import reinforce
 from pgnotes.exercises._registry import Case, register
 from pgnotes.exercises._inputs import ELEMENTWISE, positive, randn
