@@ -516,3 +516,17 @@ def test_lqr_compatible_fit_bad_batch():
     bad = rollouts.Rollout(batch.states[..., :1], batch.actions, batch.rewards, batch.final_states, batch.gamma)
     with pytest.raises(ValueError, match="batch"):
         fisher.lqr_compatible_fit(task, gain, noise_cov, bad)
+
+
+def test_compatible_fit_checks_its_batch():
+    task = lqr.task_2d()
+    gain, noise_cov = torch.tensor([[0.3, 0.1], [0.0, 0.4]], dtype=torch.float64), 0.1 * torch.eye(2, dtype=torch.float64)
+    batch = rollouts.rollout(task, gain, noise_cov=noise_cov, episodes=4, horizon=5, generator=seeded(0))
+    with pytest.raises(TypeError, match="batch must be a pgnotes.rollouts.Rollout"):
+        fisher.lqr_compatible_fit(task, gain, noise_cov, "batch")
+    other = lqr.task_2d(gamma=0.95)
+    with pytest.raises(ValueError, match="gamma"):
+        fisher.lqr_compatible_fit(other, gain, noise_cov, batch)
+    wrong_actions = rollouts.Rollout(batch.states, batch.actions[..., :1], batch.rewards, batch.final_states, batch.gamma)
+    with pytest.raises(ValueError, match="actions"):
+        fisher.lqr_compatible_fit(task, gain, noise_cov, wrong_actions)

@@ -239,7 +239,7 @@ def test_unstable_rollout_is_refused_rather_than_returning_inf():
         (lambda s, a: a.sum(-1), torch.full((3, 2), float("nan"), dtype=F64), {}, ValueError, "states"),
         (lambda s, a: a.sum(-1), "states", {}, ValueError, "states"),
         (lambda s, a: a.sum(-1), torch.zeros(3, 2, dtype=F64), {"entropy_coef": -1.0}, ValueError, "entropy_coef"),
-        (lambda s, a: a.sum(-1), torch.zeros(3, 2, dtype=F64), {"entropy_coef": "a"}, TypeError, "entropy_coef"),
+        (lambda s, a: a.sum(-1), torch.zeros(3, 2, dtype=F64), {"entropy_coef": "a"}, ValueError, "entropy_coef"),
         (lambda s, a: a.sum(-1), torch.zeros(3, 2, dtype=F64), {"generator": 1}, TypeError, "generator"),
     ],
 )
@@ -251,3 +251,22 @@ def test_critic_gradient_refuses_bad_input_naming_it(critic, states, kwargs, err
 def test_deterministic_gradient_refuses_a_non_policy():
     with pytest.raises(TypeError, match="policy"):
         pathwise.deterministic_policy_gradient_estimates(lambda s, a: a.sum(-1), object(), torch.zeros(3, 2))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.int64, "float64"])
+def test_episode_noise_refuses_a_dtype_outside_float32_and_float64(dtype):
+    with pytest.raises(ValueError, match="dtype"):
+        pathwise.draw_episode_noise(lqr.task_1d(), episodes=2, horizon=3, dtype=dtype)
+
+
+def test_given_noise_is_checked_before_use():
+    task = lqr.task_1d()
+    policy = make_policy("learned", 1, 1, init_std=0.5, dtype=torch.float64)
+    noise = pathwise.draw_episode_noise(task, episodes=2, horizon=3, generator=torch.Generator().manual_seed(0))
+    flat = pathwise.EpisodeNoise(noise.initial_states, noise.action_noise.reshape(-1), noise.process_noise)
+    with pytest.raises(ValueError, match="noise.action_noise must be a tensor with 3 axes"):
+        pathwise.model_gradient_estimates(task, policy, noise=flat)
+    with pytest.raises(TypeError, match="noise must be an EpisodeNoise"):
+        pathwise.model_gradient_estimates(task, policy, noise=[noise])
+    with pytest.raises(ValueError, match="either noise"):
+        pathwise.model_gradient_estimates(task, policy, noise=noise, episodes=2)

@@ -104,15 +104,17 @@ from typing import Any
 
 import torch
 
-from pgnotes import action_values, lqr, reinforce
+from pgnotes import action_values, lqr, reinforce, rollouts
 from pgnotes._validation import (
     as_float_tensor,
     broadcast_shapes,
     check_cholesky_info,
+    check_count,
     check_finite,
     check_lower_triangular,
     check_min_dim,
     check_positive,
+    check_real,
     check_square,
     check_symmetric,
     symmetry_rtol,
@@ -589,10 +591,7 @@ def empirical_fisher(scores: Any) -> torch.Tensor:
 
 
 def _check_damping(damping: Any) -> float:
-    value = float(damping) if isinstance(damping, (int, float)) and not isinstance(damping, bool) else None
-    if value is None or not math.isfinite(value) or value < 0:
-        raise ValueError(f"damping must be a finite number >= 0, got {damping!r}")
-    return value
+    return check_real("damping", damping, low=0.0)
 
 
 def natural_gradient(fisher: Any, gradient: Any, damping: float = 0.0) -> torch.Tensor:
@@ -671,8 +670,7 @@ def trust_region_step(fisher: Any, gradient: Any, max_kl: float) -> torch.Tensor
     Returns:
         :math:`\Delta`, shape ``(p,)``.
     """
-    if isinstance(max_kl, bool) or not isinstance(max_kl, (int, float)) or not (math.isfinite(max_kl) and max_kl > 0):
-        raise ValueError(f"max_kl must be a finite number > 0, got {max_kl!r}")
+    max_kl = check_real("max_kl", max_kl, low=0.0, low_open=True)
     direction = natural_gradient(fisher, gradient)
     gradient = torch.as_tensor(gradient, dtype=direction.dtype)
     curvature = (gradient * direction).sum(-1, keepdim=True)
@@ -808,9 +806,20 @@ def lqr_compatible_fit(task: LQRTask, gain: Any, noise_cov: Any, batch: Any) -> 
         :math:`w` as a ``(k, n)`` matrix, the shape of the gain.
     """
     K, S = _lqr_policy(task, gain, noise_cov)
+    if not isinstance(batch, rollouts.Rollout):
+        raise TypeError(f"batch must be a pgnotes.rollouts.Rollout, got {type(batch).__name__}")
+    if batch.gamma != task.gamma:
+        raise ValueError(f"batch was drawn with gamma = {batch.gamma}, but the task has gamma = {task.gamma}")
     states, actions = batch.states.to(torch.float64), batch.actions.to(torch.float64)
-    if states.dim() != 3 or states.shape[-1] != task.state_dim or actions.shape[:-1] != states.shape[:-1]:
-        raise ValueError(f"batch must hold states (N, T, {task.state_dim}) and actions (N, T, {task.action_dim})")
+    if (
+        states.dim() != 3
+        or states.shape[-1] != task.state_dim
+        or actions.shape != (*states.shape[:-1], task.action_dim)
+    ):
+        raise ValueError(
+            f"batch must hold states (N, T, {task.state_dim}) and actions (N, T, {task.action_dim}), got "
+            f"{tuple(states.shape)} and {tuple(actions.shape)}"
+        )
     eta = actions + states @ K.mT
     psi = -torch.linalg.solve(S, eta.unsqueeze(-1)) * states.unsqueeze(-2)
     horizon = states.shape[1]
@@ -855,8 +864,7 @@ def lqr_compatible_target(task: LQRTask, gain: Any, noise_cov: Any, horizon: int
     Returns:
         :math:`w_T` as a ``(k, n)`` matrix, the shape of the gain.
     """
-    if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
-        raise ValueError(f"horizon must be a positive integer number of steps, got {horizon!r}")
+    horizon = check_count("horizon", horizon)
     K, S = _lqr_policy(task, gain, noise_cov)
     K, S = K.detach(), S.detach()
     with torch.enable_grad():

@@ -66,7 +66,6 @@ References:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -75,9 +74,17 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
-from pgnotes._validation import _available_memory, as_float_tensor, check_count, check_finite, check_generator
+from pgnotes._validation import (
+    _available_memory,
+    as_float_tensor,
+    check_callable,
+    check_count,
+    check_finite,
+    check_generator,
+    check_real,
+)
 from pgnotes.lqr import LQRTask, _check_task, _psd_sqrt
-from pgnotes.rollouts import Rollout, _policy_dtype_device, _quadratic_form, check_policy_matches
+from pgnotes.rollouts import Rollout, _discounts, _policy_dtype_device, _quadratic_form, check_policy_matches
 
 __all__ = [
     "EpisodeNoise",
@@ -128,9 +135,7 @@ def graph_bytes(task: LQRTask, episodes: int, horizon: int) -> int:
 
 
 def _check_memory(task: LQRTask, episodes: int, horizon: int, memory_limit: int | None) -> None:
-    limit = _available_memory() if memory_limit is None else memory_limit
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise ValueError(f"memory_limit must be a positive number of bytes or None, got {memory_limit!r}")
+    limit = _available_memory() if memory_limit is None else check_count("memory_limit", memory_limit)
     needed = graph_bytes(task, episodes, horizon)
     if needed > limit:
         raise ValueError(
@@ -176,6 +181,8 @@ def draw_episode_noise(
     task = _check_task(task)
     episodes, horizon = check_count("episodes", episodes), check_count("horizon", horizon)
     check_generator("generator", generator)
+    if dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
     n, k = task.state_dim, task.action_dim
     x0_root = _psd_sqrt(task.X0).to(dtype)
     w_root = _psd_sqrt(task.W).to(dtype)
@@ -211,7 +218,6 @@ def _simulate(
     task_matrices: tuple[torch.Tensor, ...],
     act: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     noise: EpisodeNoise,
-    gamma: float,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """States, actions, rewards and final state of the rollouts (any leading batch shape)."""
     A, B, Q, R = task_matrices
@@ -231,8 +237,13 @@ def _check_noise(task: LQRTask, noise: Any, dtype: torch.dtype) -> EpisodeNoise:
     if not isinstance(noise, EpisodeNoise):
         raise TypeError(f"noise must be an EpisodeNoise (from draw_episode_noise) or None, got {type(noise).__name__}")
     n, k = task.state_dim, task.action_dim
+    fields = ("initial_states", "action_noise", "process_noise")
+    for name, ndim in zip(fields, (2, 3, 3)):
+        value = getattr(noise, name)
+        if not isinstance(value, torch.Tensor) or value.dim() != ndim:
+            raise ValueError(f"noise.{name} must be a tensor with {ndim} axes, got {value!r:.60}")
     episodes, horizon = noise.action_noise.shape[0], noise.action_noise.shape[1]
-    expected = {"initial_states": (episodes, n), "action_noise": (episodes, horizon, k), "process_noise": (episodes, horizon, n)}
+    expected = dict(zip(fields, ((episodes, n), (episodes, horizon, k), (episodes, horizon, n))))
     for name, shape in expected.items():
         value = getattr(noise, name)
         if tuple(value.shape) != shape:
@@ -304,12 +315,8 @@ def reparameterised_rollout(
     """
     task, policy, noise, matrices = _prepare(task, policy, episodes, horizon, generator, memory_limit)
     module = _ReparameterisedAction(policy)
-    states, actions, rewards, final = _simulate(matrices, module, noise, task.gamma)
+    states, actions, rewards, final = _simulate(matrices, module, noise)
     return Rollout(states=states, actions=actions, rewards=rewards, final_states=final, gamma=task.gamma), noise
-
-
-def _discounts(horizon: int, gamma: float, dtype: torch.dtype) -> torch.Tensor:
-    return torch.as_tensor(gamma, dtype=dtype) ** torch.arange(horizon, dtype=dtype)
 
 
 def _split_params(module: nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, torch.Tensor]]:
@@ -382,7 +389,7 @@ def model_gradient_estimates(
         def act(obs: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
             return functional_call(module, (params, frozen, buffers), (obs, e))
 
-        _, _, rewards, _ = _simulate(matrices, act, EpisodeNoise(s0, eps, w), task.gamma)
+        _, _, rewards, _ = _simulate(matrices, act, EpisodeNoise(s0, eps, w))
         return rewards @ discounts
 
     grads = vmap(grad(episode_return), in_dims=(None, 0, 0, 0))(
@@ -416,8 +423,7 @@ def _check_states(policy: nn.Module, states: Any) -> torch.Tensor:
 
 def _critic_action_gradient(critic: Any, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
     r""":math:`\nabla_a Q(s, a)` for every row, from one backward pass through the batch."""
-    if not callable(critic):
-        raise TypeError(f"critic must be callable as critic(states, actions), got {type(critic).__name__}")
+    check_callable("critic", critic)
     actions = actions.detach().requires_grad_(True)
     with torch.enable_grad():
         values = critic(states, actions)
@@ -472,12 +478,7 @@ def _per_state_gradients(
 
 
 def _check_entropy_coef(entropy_coef: Any) -> float:
-    if isinstance(entropy_coef, bool) or not isinstance(entropy_coef, (int, float)):
-        raise TypeError(f"entropy_coef must be a number, got {type(entropy_coef).__name__}")
-    value = float(entropy_coef)
-    if not (math.isfinite(value) and value >= 0.0):
-        raise ValueError(f"entropy_coef must be a finite number >= 0, got {entropy_coef}")
-    return value
+    return check_real("entropy_coef", entropy_coef, low=0.0)
 
 
 def critic_gradient_estimates(
@@ -533,6 +534,7 @@ def critic_gradient_estimates(
             ``entropy_coef``, or a critic that returns the wrong shape, non-finite
             values, or values not differentiable in the action.
     """
+    check_callable("critic", critic)
     policy = _check_policy(policy)
     states = _check_states(policy, states)
     alpha = _check_entropy_coef(entropy_coef)
@@ -565,6 +567,7 @@ def deterministic_policy_gradient_estimates(
     Raises:
         TypeError, ValueError: as :func:`critic_gradient_estimates`.
     """
+    check_callable("critic", critic)
     policy = _check_policy(policy)
     states = _check_states(policy, states)
     noise = torch.zeros((*states.shape[:-1], policy.act_dim), dtype=states.dtype)

@@ -44,6 +44,11 @@ def check_policy_matches(task: LQRTask, policy: Any) -> None:
         )
 
 
+def _discounts(horizon: int, gamma: float, dtype: torch.dtype, device: Any = None) -> torch.Tensor:
+    r""":math:`\gamma^t` for :math:`t = 0, \dots, T-1` (also used by :mod:`pgnotes.pathwise`)."""
+    return torch.as_tensor(gamma, dtype=dtype) ** torch.arange(horizon, dtype=dtype, device=device)
+
+
 @dataclass(frozen=True)
 class Rollout:
     r"""A batch of trajectories of a task.
@@ -65,9 +70,7 @@ class Rollout:
     @property
     def discounts(self) -> torch.Tensor:
         r""":math:`\gamma^t` for :math:`t = 0, \dots, T-1`, shape ``(T,)``."""
-        T = self.rewards.shape[-1]
-        exponents = torch.arange(T, dtype=self.rewards.dtype, device=self.rewards.device)
-        return torch.as_tensor(self.gamma, dtype=self.rewards.dtype) ** exponents
+        return _discounts(self.rewards.shape[-1], self.gamma, self.rewards.dtype, self.rewards.device)
 
     @property
     def discounted_return(self) -> torch.Tensor:
