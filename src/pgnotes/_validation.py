@@ -7,6 +7,10 @@ problem, in the spirit of ``torch.distributions``' ``validate_args``. They are
 deliberately cheap (one reduction each) so that the public functions can always
 validate. The rules they enforce are stated once, for readers, on the book's
 page "Input rules" (book/input_rules.md).
+
+The module is longer than most because it is the one home of every such rule
+(dtypes, shapes, counts, reals, covariances, Cholesky factors, memory); each
+check is a few lines.
 """
 
 from __future__ import annotations
@@ -34,6 +38,9 @@ __all__ = [
     "check_symmetric",
     "symmetry_rtol",
     "check_covariance",
+    "check_symmetric_matrix",
+    "cholesky_factor",
+    "check_scale_tril",
     "check_lower_triangular",
     "check_cholesky_info",
     "warn_if_ill_conditioned",
@@ -262,10 +269,8 @@ def check_covariance(name: str, matrix: torch.Tensor, *, definite: bool) -> torc
     which may be negative by at most the same tolerance times the largest
     absolute entry (rounding of a singular covariance such as ``X0 = 0``).
     """
-    check_square(name, matrix)
     check_finite(name, matrix.detach())
-    if not torch.equal(matrix, matrix.mT):
-        check_symmetric(name, matrix.detach(), symmetry_rtol(matrix))
+    check_symmetric_matrix(name, matrix)
     symmetric = 0.5 * (matrix + matrix.mT)
     if matrix.numel() == 0:
         return symmetric
@@ -319,6 +324,33 @@ def warn_if_ill_conditioned(name: str, scale_tril: torch.Tensor) -> None:
             PrecisionWarning,
             stacklevel=3,
         )
+
+
+
+def check_symmetric_matrix(name: str, matrix: torch.Tensor) -> None:
+    """Square and symmetric by the package's rule: exact equality passes at once, else within :func:`symmetry_rtol`."""
+    check_square(name, matrix)
+    if not torch.equal(matrix, matrix.mT):
+        check_symmetric(name, matrix.detach(), symmetry_rtol(matrix))
+
+
+def cholesky_factor(name: str, matrix: torch.Tensor) -> torch.Tensor:
+    """The Cholesky factor of a symmetric ``matrix``; ``ValueError`` naming ``name`` unless positive definite.
+
+    The factorisation's ``info`` is the definiteness check; a float32 matrix too ill-conditioned for
+    its precision gets a :class:`PrecisionWarning`.
+    """
+    factor, info = torch.linalg.cholesky_ex(matrix)
+    check_cholesky_info(name, matrix, info)
+    warn_if_ill_conditioned(name, factor)
+    return factor
+
+
+def check_scale_tril(name: str, scale_tril: torch.Tensor) -> None:
+    """A Cholesky factor: square, lower triangular, with a positive diagonal."""
+    check_square(name, scale_tril)
+    check_lower_triangular(name, scale_tril)
+    check_positive(f"{name} diagonal", torch.diagonal(scale_tril, dim1=-2, dim2=-1))
 
 
 def check_lower_triangular(name: str, value: torch.Tensor) -> None:

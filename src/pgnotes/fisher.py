@@ -108,16 +108,15 @@ from pgnotes import action_values, lqr, reinforce, rollouts
 from pgnotes._validation import (
     as_float_tensor,
     broadcast_shapes,
-    check_cholesky_info,
     check_count,
     check_finite,
-    check_lower_triangular,
     check_min_dim,
     check_positive,
     check_real,
+    check_scale_tril,
     check_square,
-    check_symmetric,
-    symmetry_rtol,
+    check_symmetric_matrix,
+    cholesky_factor,
 )
 from pgnotes.gaussian import _as_tensors, _check_event_axis
 from pgnotes.lqr import LQRTask
@@ -153,25 +152,10 @@ __all__ = [
 # --------------------------------------------------------------------------- #
 
 
-def _symmetric_checked(name: str, matrix: torch.Tensor) -> None:
-    """The symmetry rule of :mod:`pgnotes.gaussian`, for a matrix argument called ``name``."""
-    check_square(name, matrix)
-    if not torch.equal(matrix, matrix.mT):
-        check_symmetric(name, matrix, symmetry_rtol(matrix))
-
-
 def _cholesky_of(name: str, cov: torch.Tensor) -> torch.Tensor:
     """Cholesky factor of a symmetric positive-definite ``cov``, or ``ValueError`` naming ``name``."""
-    _symmetric_checked(name, cov)
-    factor, info = torch.linalg.cholesky_ex(cov)
-    check_cholesky_info(name, cov, info)
-    return factor
-
-
-def _check_tril(name: str, scale_tril: torch.Tensor) -> None:
-    check_square(name, scale_tril)
-    check_lower_triangular(name, scale_tril)
-    check_positive(f"{name} diagonal", torch.diagonal(scale_tril, dim1=-2, dim2=-1))
+    check_symmetric_matrix(name, cov)
+    return cholesky_factor(name, cov)
 
 
 def _solve_lower(factor: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
@@ -342,7 +326,7 @@ def mvn_fisher_cov(cov: torch.Tensor, direction: torch.Tensor, other: torch.Tens
     other_value = direction if other is None else other
     cov, direction, other_value = _as_tensors(cov=cov, direction=direction, other=other_value)
     for name, matrix in (("direction", direction), ("other", other_value)):
-        _symmetric_checked(name, matrix)
+        check_symmetric_matrix(name, matrix)
         if matrix.shape[-1] != cov.shape[-1]:
             raise ValueError(f"{name} must be {cov.shape[-1]}x{cov.shape[-1]} like cov, got {tuple(matrix.shape)}")
     broadcast_shapes(
@@ -390,7 +374,7 @@ def mvn_fisher_tril(scale_tril: torch.Tensor) -> torch.Tensor:
         A tensor of shape ``(..., m, m)``, :math:`m = k(k+1)/2`.
     """
     (scale_tril,) = _as_tensors(scale_tril=scale_tril)
-    _check_tril("scale_tril", scale_tril)
+    check_scale_tril("scale_tril", scale_tril)
     basis, _ = _tril_basis(scale_tril.shape[-1], scale_tril.dtype, scale_tril.device)
     lower = scale_tril.unsqueeze(-3)
     directions = basis @ lower.mT + lower @ basis.mT

@@ -39,13 +39,12 @@ import torch
 from pgnotes._validation import (
     as_float_tensors,
     broadcast_shapes,
-    check_cholesky_info,
-    check_lower_triangular,
     check_min_dim,
     check_positive,
+    check_scale_tril,
     check_square,
-    check_symmetric,
-    symmetry_rtol,
+    check_symmetric_matrix,
+    cholesky_factor,
     warn_if_ill_conditioned,
 )
 
@@ -118,13 +117,6 @@ def _check_event_axis(shape: torch.Size, names: str) -> None:
         )
 
 
-def _check_symmetric(cov: torch.Tensor) -> None:
-    # Exactly symmetric input (the usual case) passes with one comparison; the relative test,
-    # which needs a per-matrix scale, runs only for the others.
-    if not torch.equal(cov, cov.mT):
-        check_symmetric("cov", cov, symmetry_rtol(cov))
-
-
 def _mvn_inputs(
     a: Any, mean: Any, matrix: Any, matrix_name: str
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -148,14 +140,6 @@ def _mvn_inputs(
         }
     )
     return a, mean, matrix
-
-
-def _cholesky(cov: torch.Tensor) -> torch.Tensor:
-    """Cholesky factor of a validated-symmetric ``cov``; its ``info`` doubles as the PD check."""
-    scale_tril, info = torch.linalg.cholesky_ex(cov)
-    check_cholesky_info("cov", cov, info)
-    warn_if_ill_conditioned("cov", scale_tril)
-    return scale_tril
 
 
 def _tril_solve(scale_tril: torch.Tensor, rhs: torch.Tensor, transpose: bool = False) -> torch.Tensor:
@@ -356,8 +340,8 @@ def mvn_log_prob(a: torch.Tensor, mean: torch.Tensor, cov: torch.Tensor) -> torc
         Petersen & Pedersen, The Matrix Cookbook, section 8.1.
     """
     a, mean, cov = _mvn_inputs(a, mean, cov, "cov")
-    _check_symmetric(cov)
-    scale_tril = _cholesky(cov)
+    check_symmetric_matrix("cov", cov)
+    scale_tril = cholesky_factor("cov", cov)
     return _tril_log_prob(a - mean, scale_tril)
 
 
@@ -416,8 +400,8 @@ def mvn_score(a: torch.Tensor, mean: torch.Tensor, cov: torch.Tensor) -> tuple[t
         Petersen & Pedersen, The Matrix Cookbook, eqs. (57), (61); Williams (1992).
     """
     a, mean, cov = _mvn_inputs(a, mean, cov, "cov")
-    _check_symmetric(cov)
-    scale_tril = _cholesky(cov)
+    check_symmetric_matrix("cov", cov)
+    scale_tril = cholesky_factor("cov", cov)
     # Sigma^{-1} itself is part of the answer: LAPACK's potri computes it from the factor (one
     # triangle, mirrored), so it is exactly symmetric and so is d_cov, as autograd's gradient is.
     cov_inv = torch.cholesky_inverse(scale_tril)
@@ -464,12 +448,11 @@ def mvn_score_tril(a: torch.Tensor, mean: torch.Tensor, scale_tril: torch.Tensor
         Cholesky parametrisation of Gaussian covariances.
     """
     a, mean, scale_tril = _mvn_inputs(a, mean, scale_tril, "scale_tril")
-    check_lower_triangular("scale_tril", scale_tril)
-    diagonal = torch.diagonal(scale_tril, dim1=-2, dim2=-1)
-    check_positive("scale_tril diagonal", diagonal)
+    check_scale_tril("scale_tril", scale_tril)
     warn_if_ill_conditioned("scale_tril", scale_tril)
     z = _tril_solve(scale_tril, a - mean)
     d_mean = _tril_solve(scale_tril, z, transpose=True)
+    diagonal = torch.diagonal(scale_tril, dim1=-2, dim2=-1)
     d_scale_tril = torch.tril(d_mean.unsqueeze(-1) * z.unsqueeze(-2)) - torch.diag_embed(1.0 / diagonal)
     return d_mean, d_scale_tril
 
